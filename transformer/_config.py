@@ -1,0 +1,234 @@
+"""The transform configuration: one YAML file, shared by the CLI and the webhook's ConfigMap.
+
+Every key, its type and its default is declared once in `_SCHEMA`-like dataclasses below; `load_config`
+validates a mapping against them and names the offending key in every error. `docs/configuration.md`
+lists the same keys (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import yaml
+
+__all__ = [
+    "ArtifactsConfig",
+    "Config",
+    "ConfigError",
+    "LineageConfig",
+    "SelectionConfig",
+    "SidecarConfig",
+    "WorkDirConfig",
+    "config_from_mapping",
+    "config_to_mapping",
+    "load_config",
+]
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key."""
+
+
+def _restricted_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _small_resources() -> dict[str, Any]:
+    return {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
+
+
+@dataclass(frozen=True)
+class WorkDirConfig:
+    """The shared emptyDir the bootstrapper runs in (step `mount_work_dir`)."""
+
+    enabled: bool = True
+    volume_name: str = "elyra-sidecar-work"
+    mount_path: str = "/elyra-sidecar/work"
+    size_limit: str | None = None
+    set_working_dir: bool = True
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    """The log sidecar (step `add_log_sidecar`)."""
+
+    enabled: bool = True
+    name: str = "elyra-log"
+    image: str = "ghcr.io/elyra-sidecar/elyra-sidecar:0.1.0"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    command: list[str] = field(default_factory=lambda: ["elyra-sidecar", "tail"])
+    mirror: bool = True
+    upload_interval_seconds: float = 5.0
+    shutdown_deadline_seconds: float = 10.0
+    log_format: Literal["raw", "json"] = "raw"
+    resources: dict[str, Any] = field(default_factory=_small_resources)
+    security_context: dict[str, Any] = field(default_factory=_restricted_security_context)
+    ca_bundle: str | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactsConfig:
+    """Native Argo output artifacts (step `declare_output_artifacts`)."""
+
+    enabled: bool = True
+    log: bool = True
+    notebook: bool = True
+    outputs: bool = True
+    wildcards: Literal["directory", "skip"] = "directory"
+
+
+@dataclass(frozen=True)
+class LineageConfig:
+    """Input artifacts wired from upstream nodes (step `wire_input_artifacts`); off by default."""
+
+    enabled: bool = False
+    mount_path: str = "/elyra-sidecar/inputs"
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """Which Elyra nodes are transformed."""
+
+    only_annotated: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `transform` can be told; every field has a default."""
+
+    work_dir: WorkDirConfig = field(default_factory=WorkDirConfig)
+    unbuffered: bool = True
+    sidecar: SidecarConfig = field(default_factory=SidecarConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
+    lineage: LineageConfig = field(default_factory=LineageConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    strict: bool = False
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in get_args(tp))
+    if origin is not None:
+        return str(tp).replace("typing.", "")
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(value: Any, tp: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
+        return value
+    if args and type(None) in args:  # Optional[X]
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_value(value, inner[0], key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{key}: must be a positive number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: must be a non-empty string, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{key}: must be a non-empty list of strings, got {value!r}")
+        return list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    raise ConfigError(f"{key}: unsupported type {tp!r}")  # pragma: no cover - guards future fields
+
+
+def _build(cls: Any, data: Any, prefix: str) -> Any:
+    where = prefix or "the configuration"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: must be a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
+        raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        kwargs[name] = _check_value(value, hints[name], key)
+    return cls(**kwargs)
+
+
+def _validate(config: Config) -> Config:
+    if not _DNS_LABEL.match(config.sidecar.name) or len(config.sidecar.name) > 63:
+        raise ConfigError(f"sidecar.name: {config.sidecar.name!r} is not a valid container name (DNS label)")
+    if config.sidecar.name in {"main", "wait", "init"}:
+        raise ConfigError(f"sidecar.name: {config.sidecar.name!r} is reserved by Argo")
+    if not _DNS_LABEL.match(config.work_dir.volume_name) or len(config.work_dir.volume_name) > 63:
+        raise ConfigError(f"work_dir.volume_name: {config.work_dir.volume_name!r} is not a valid volume name")
+    for key, path in (("work_dir.mount_path", config.work_dir.mount_path),
+                      ("lineage.mount_path", config.lineage.mount_path)):
+        if not path.startswith("/") or path.rstrip("/") == "":
+            raise ConfigError(f"{key}: must be an absolute path other than /, got {path!r}")
+    if config.lineage.mount_path.rstrip("/").startswith(config.work_dir.mount_path.rstrip("/") + "/") or (
+        config.lineage.mount_path.rstrip("/") == config.work_dir.mount_path.rstrip("/")
+    ):
+        raise ConfigError("lineage.mount_path: must lie outside work_dir.mount_path, where the bootstrapper runs")
+    if config.sidecar.shutdown_deadline_seconds >= 30:
+        raise ConfigError("sidecar.shutdown_deadline_seconds: must stay under Argo's 30 s grace period")
+    return config
+
+
+def config_from_mapping(data: Mapping[str, Any] | None) -> Config:
+    """Build a Config from plain data (e.g. parsed YAML); raises ConfigError naming the key."""
+    return _validate(_build(Config, data or {}, ""))
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read the YAML config file at `path` (None: all defaults)."""
+    if path is None:
+        return Config()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from exc
+    try:
+        return config_from_mapping(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def config_to_mapping(config: Config) -> dict[str, Any]:
+    """The config as plain data, every key present (what `elyra-sidecar config` prints)."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,282 @@
+"""The rewrite of one Elyra node, as small named steps.
+
+Each step takes the template it may change (a private deep copy made by `transform`), the node as read
+by `_elyra`, the shared `Placement` and the config, changes only that template, and returns a `Notes`
+(what it added, warnings). `transform` composes them in one place, in `NODE_STEPS` order.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sidecar import contract
+from transformer._config import Config
+from transformer._elyra import ElyraNode
+
+__all__ = [
+    "NODE_STEPS",
+    "TRANSFORMED_ANNOTATION",
+    "Notes",
+    "Placement",
+    "add_log_sidecar",
+    "artifact_name",
+    "declare_output_artifacts",
+    "mark_transformed",
+    "mount_work_dir",
+    "set_unbuffered",
+]
+
+TRANSFORMED_ANNOTATION = "elyra-sidecar/transformed"
+_INVALID_NAME_CHARS = re.compile(r"[^-a-zA-Z0-9_]+")
+_WILDCARDS = ("*", "?", "[")
+
+
+@dataclass
+class Notes:
+    added: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Placement:
+    """Where the node's files end up; filled by `mount_work_dir`, read by the later steps."""
+
+    #: Absolute directory the bootstrapper runs in, or None when it cannot be known from the YAML.
+    run_dir: str | None = None
+    #: The main container's volumeMount that holds run_dir (shared with the sidecar), if any.
+    shared_mount: dict[str, Any] | None = None
+    #: (artifact name, path relative to run_dir) declared per Elyra `--outputs` entry.
+    output_artifacts: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def _main(template: dict[str, Any]) -> dict[str, Any]:
+    container = template["container"]
+    assert isinstance(container, dict)  # read_elyra_node guarantees a container template
+    return container
+
+
+def _covering_mount(container: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """The volumeMount of `container` whose mountPath is the longest prefix of `path`."""
+    best: dict[str, Any] | None = None
+    for mount in container.get("volumeMounts") or []:
+        mount_path = str(mount.get("mountPath", "")).rstrip("/") or "/"
+        if (path == mount_path or path.startswith(mount_path.rstrip("/") + "/")) and (
+            best is None or len(mount_path) > len(str(best.get("mountPath", "")).rstrip("/"))
+        ):
+            best = mount
+    return best
+
+
+def mount_work_dir(template: dict[str, Any], node: ElyraNode, place: Placement, config: Config) -> Notes:
+    """Give the bootstrapper a known directory on a volume the sidecar and Argo's `wait` can read."""
+    notes = Notes()
+    main = _main(template)
+    run_dir = node.run_dir
+    if not posixpath.isabs(run_dir):
+        base = main.get("workingDir")
+        if not base and config.work_dir.enabled and config.work_dir.set_working_dir:
+            cfg = config.work_dir
+            volumes = template.setdefault("volumes", [])
+            if any(v.get("name") == cfg.volume_name for v in volumes):
+                notes.warnings.append(f"volume {cfg.volume_name!r} already exists; not adding the work dir")
+                return notes
+            empty_dir: dict[str, Any] = {}
+            if cfg.size_limit:
+                empty_dir["sizeLimit"] = cfg.size_limit
+            volumes.append({"name": cfg.volume_name, "emptyDir": empty_dir})
+            main.setdefault("volumeMounts", []).append({"name": cfg.volume_name, "mountPath": cfg.mount_path})
+            main["workingDir"] = cfg.mount_path
+            base = cfg.mount_path
+            notes.added.append(f"emptyDir {cfg.volume_name} at {cfg.mount_path} (main's workingDir)")
+        if not base:
+            notes.warnings.append(
+                "the bootstrapper runs in the image's WORKDIR, which the YAML does not tell; "
+                "no sidecar or artifacts (enable work_dir)"
+            )
+            return notes
+        run_dir = posixpath.normpath(posixpath.join(str(base), run_dir))
+    place.run_dir = run_dir
+    place.shared_mount = _covering_mount(main, run_dir)
+    if place.shared_mount is None:
+        notes.warnings.append(f"{run_dir} is on no volume, so no other container can read the log there")
+    return notes
+
+
+def set_unbuffered(template: dict[str, Any], node: ElyraNode, place: Placement, config: Config) -> Notes:
+    """PYTHONUNBUFFERED=1 in main, so a Python script's log grows line by line."""
+    del node, place, config
+    notes = Notes()
+    env = _main(template).setdefault("env", [])
+    if any(e.get("name") == "PYTHONUNBUFFERED" for e in env):
+        return notes
+    env.append({"name": "PYTHONUNBUFFERED", "value": "1"})
+    notes.added.append("env PYTHONUNBUFFERED=1")
+    return notes
+
+
+def _credential_env(main: dict[str, Any]) -> list[dict[str, Any]]:
+    wanted = set(contract.CREDENTIAL_ENV)
+    return [dict(e) for e in main.get("env") or [] if e.get("name") in wanted]
+
+
+def object_key(cos_directory: str, name: str) -> str:
+    """The key the bootstrapper uploads `name` to (`os.path.join(cos_directory, name)`)."""
+    return posixpath.join(cos_directory, name)
+
+
+def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement, config: Config) -> Notes:
+    """A template sidecar that follows `<name>.log` to its stdout and mirrors it to object storage."""
+    notes = Notes()
+    log_file = node.log_file
+    if log_file is None:
+        notes.added.append("no sidecar: notebooks write no .log")
+        return notes
+    if place.run_dir is None or place.shared_mount is None:
+        notes.warnings.append("no sidecar: the log directory is not on a shared volume")
+        return notes
+    cfg = config.sidecar
+    sidecars = template.setdefault("sidecars", [])
+    if any(s.get("name") == cfg.name for s in sidecars):
+        notes.warnings.append(f"a sidecar named {cfg.name!r} already exists; not adding another")
+        return notes
+    args = [contract.ARG_DIR, place.run_dir, contract.ARG_FILE, log_file]
+    main = _main(template)
+    env = _credential_env(main)
+    if cfg.mirror:
+        args += [
+            contract.ARG_ENDPOINT, node.cos_endpoint,
+            contract.ARG_BUCKET, node.cos_bucket,
+            contract.ARG_KEY, object_key(node.cos_directory, log_file),
+            contract.ARG_UPLOAD_INTERVAL, _number(cfg.upload_interval_seconds),
+        ]
+        if cfg.ca_bundle:
+            args += [contract.ARG_CA_BUNDLE, cfg.ca_bundle]
+    args += [
+        contract.ARG_SHUTDOWN_DEADLINE, _number(cfg.shutdown_deadline_seconds),
+        contract.ARG_FORMAT, cfg.log_format,
+    ]
+    mount: dict[str, Any] = {
+        "name": place.shared_mount["name"],
+        "mountPath": place.shared_mount["mountPath"],
+        "readOnly": True,
+    }
+    if place.shared_mount.get("subPath"):
+        mount["subPath"] = place.shared_mount["subPath"]
+    sidecar: dict[str, Any] = {
+        "name": cfg.name,
+        "image": cfg.image,
+        "imagePullPolicy": cfg.image_pull_policy,
+        "command": list(cfg.command),
+        "args": args,
+    }
+    if cfg.mirror and env:
+        sidecar["env"] = env
+    sidecar["resources"] = cfg.resources
+    sidecar["securityContext"] = cfg.security_context
+    sidecar["volumeMounts"] = [mount]
+    sidecars.append(sidecar)
+    mirrored = f", mirrored to s3://{node.cos_bucket}/{object_key(node.cos_directory, log_file)}" if cfg.mirror else ""
+    notes.added.append(f"sidecar {cfg.name} following {log_file}{mirrored}")
+    return notes
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def artifact_name(path: str, taken: set[str]) -> str:
+    """A name valid for Argo (`^[-a-zA-Z0-9_]+$`) made from `path`, unique against `taken` (updated)."""
+    base = _INVALID_NAME_CHARS.sub("-", path).strip("-") or "output"
+    name = base
+    n = 2
+    while name in taken:
+        name = f"{base}-{n}"
+        n += 1
+    taken.add(name)
+    return name
+
+
+def _artifact_source(entry: str, config: Config, notes: Notes) -> str | None:
+    """The path (relative to the run dir) to archive for one `--outputs` entry, or None to skip it."""
+    normalized = posixpath.normpath(entry)
+    if posixpath.isabs(normalized) or normalized == ".." or normalized.startswith("../"):
+        notes.warnings.append(f"output {entry!r} lies outside the working directory; not declared")
+        return None
+    if not any(w in normalized for w in _WILDCARDS):
+        return normalized
+    parts = normalized.split("/")
+    static = []
+    for part in parts:
+        if any(w in part for w in _WILDCARDS):
+            break
+        static.append(part)
+    if config.artifacts.wildcards == "skip" or not static:
+        notes.warnings.append(
+            f"output {entry!r} is a wildcard"
+            + ("" if static else " over the working directory itself")
+            + "; not declared (Argo artifacts take no globs)"
+        )
+        return None
+    return "/".join(static)
+
+
+def declare_output_artifacts(
+    template: dict[str, Any], node: ElyraNode, place: Placement, config: Config
+) -> Notes:
+    """Native `outputs.artifacts` for the script log, the notebook's outputs and each declared output."""
+    notes = Notes()
+    cfg = config.artifacts
+    if place.run_dir is None:
+        notes.warnings.append("no artifacts: the working directory is unknown")
+        return notes
+    outputs = template.setdefault("outputs", {})
+    artifacts = outputs.setdefault("artifacts", [])
+    taken = {str(a.get("name")) for a in artifacts}
+    paths = {str(a.get("path")) for a in artifacts}
+    wanted: list[tuple[str, str, str]] = []  # (name hint, relative path, Elyra entry)
+    if cfg.log and node.log_file:
+        wanted.append(("script-log", node.log_file, ""))
+    if cfg.notebook and node.notebook_outputs:
+        hints = ("notebook-output", "notebook-html")
+        wanted += [(hint, path, "") for hint, path in zip(hints, node.notebook_outputs, strict=True)]
+    if cfg.outputs:
+        for entry in node.outputs:
+            source = _artifact_source(entry, config, notes)
+            if source is not None:
+                wanted.append((source, source, entry))
+    for hint, relative, entry in wanted:
+        path = posixpath.normpath(posixpath.join(place.run_dir, relative))
+        if path in paths:
+            existing = next(str(a["name"]) for a in artifacts if str(a.get("path")) == path)
+            if entry:
+                place.output_artifacts[entry] = (existing, relative)
+            continue
+        name = artifact_name(hint, taken)
+        paths.add(path)
+        artifacts.append({"name": name, "path": path, "optional": True, "archive": {"tar": {}}})
+        if entry:
+            place.output_artifacts[entry] = (name, relative)
+        notes.added.append(f"output artifact {name} <- {path}")
+    return notes
+
+
+def mark_transformed(template: dict[str, Any], node: ElyraNode, place: Placement, config: Config) -> Notes:
+    """The annotation that makes a second run change nothing."""
+    del node, place, config
+    from transformer import __version__  # noqa: PLC0415 - avoids an import cycle at module load
+
+    metadata = template.setdefault("metadata", {})
+    metadata.setdefault("annotations", {})[TRANSFORMED_ANNOTATION] = __version__
+    return Notes(added=[f"annotation {TRANSFORMED_ANNOTATION}={__version__}"])
+
+
+NODE_STEPS = (
+    ("mount_work_dir", mount_work_dir),
+    ("set_unbuffered", set_unbuffered),
+    ("add_log_sidecar", add_log_sidecar),
+    ("declare_output_artifacts", declare_output_artifacts),
+    ("mark_transformed", mark_transformed),
+)

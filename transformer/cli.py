@@ -1,0 +1,131 @@
+"""`elyra-sidecar`: the command line. `main() -> int`; errors are one `Error:` line on stderr.
+
+Exit codes: 0 done, 1 a problem with the input (or `--check` found changes), 2 usage, 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import TextIO
+
+from transformer import __version__
+from transformer._config import ConfigError, load_config
+from transformer._elyra import NodeParseError
+from transformer._io import InputError, check_output_path, load_input, render_output, write_output
+from transformer._transform import TransformResult, WorkflowError, transform
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="elyra-sidecar",
+        description="Make Elyra pipeline logs and outputs visible in Kubeflow Pipelines.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("transform", help="rewrite an Elyra-compiled Workflow (YAML or KFP package)",
+                       description="Rewrite an Elyra-compiled Argo Workflow: shared work dir, log sidecar, "
+                                   "output artifacts. Reads YAML or a KFP package and writes the same format.")
+    t.add_argument("input", nargs="?", default="-", help="Workflow YAML, .tar.gz/.tgz/.zip package, or - (stdin)")
+    t.add_argument("-o", "--output", default="-", help="where to write the result (default: stdout)")
+    t.add_argument("--config", help="YAML config file (see docs/configuration.md)")
+    t.add_argument("--check", action="store_true", help="write nothing; exit 1 if the input would change")
+    t.add_argument("--report", choices=("text", "json"), default="text", help="format of the report on stderr")
+    t.add_argument("--only-annotated", action="store_true",
+                   help='transform only nodes (or workflows) annotated elyra-sidecar/inject: "true"')
+    t.add_argument("--strict", action="store_true", help="exit 1 on an Elyra node that cannot be read")
+    t.add_argument("--quiet", "-q", action="store_true", help="no report on stderr")
+
+    sub.add_parser("tail", help="(in the pod) follow the script log; see `elyra-sidecar tail --help`",
+                   add_help=False)
+    return parser
+
+
+def _summary(added: tuple[str, ...]) -> str:
+    parts = []
+    if any(a.startswith("sidecar ") for a in added):
+        parts.append("log sidecar")
+    outputs = sum(a.startswith("output artifact ") for a in added)
+    inputs = sum(a.startswith("input artifact ") for a in added)
+    if outputs:
+        parts.append(f"{outputs} output artifact{'s' if outputs > 1 else ''}")
+    if inputs:
+        parts.append(f"{inputs} input artifact{'s' if inputs > 1 else ''}")
+    if any(a.startswith("env PYTHONUNBUFFERED") for a in added):
+        parts.append("unbuffered")
+    return ", ".join(parts) or "-"
+
+
+def _report_text(result: TransformResult, out: TextIO) -> None:
+    if not result.nodes:
+        out.write("no Elyra nodes found; nothing changed\n")
+        return
+    rows = [("TEMPLATE", "NODE", "ELYRA", "KIND", "STATUS", "RUN DIR", "ADDED")]
+    rows += [
+        (n.template, n.display_name, n.elyra_version, n.kind, n.status, n.run_dir or "-", _summary(n.added))
+        for n in result.nodes
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+    for node in result.nodes:
+        for warning in node.warnings:
+            out.write(f"warning: {node.template}: {warning}\n")
+    for warning in result.warnings:
+        out.write(f"warning: {warning}\n")
+
+
+def _transform_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.only_annotated or args.strict:
+        from dataclasses import replace  # noqa: PLC0415
+
+        config = replace(
+            config,
+            selection=replace(config.selection, only_annotated=config.selection.only_annotated or args.only_annotated),
+            strict=config.strict or args.strict,
+        )
+    loaded = load_input(args.input, sys.stdin.buffer)
+    if not args.check:
+        check_output_path(args.output, loaded)
+    result = transform(loaded.workflow, config)
+    if not args.quiet:
+        if args.report == "json":
+            payload = {"changed": result.changed, "nodes": [asdict(n) for n in result.nodes],
+                       "warnings": list(result.warnings)}
+            sys.stderr.write(json.dumps(payload, indent=2) + "\n")
+        else:
+            _report_text(result, sys.stderr)
+    if args.check:
+        return 1 if result.changed else 0
+    data = render_output(loaded, result.workflow, changed=result.changed)
+    write_output(args.output, data, sys.stdout.buffer)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["tail"]:
+        from sidecar.__main__ import main as tail_main  # noqa: PLC0415 - the sidecar loads only here
+
+        return tail_main(argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        return _transform_command(args)
+    except (InputError, WorkflowError, ConfigError, NodeParseError) as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
