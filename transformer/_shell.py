@@ -192,7 +192,7 @@ def parse_script(text: str) -> list[Command]:
         if ch == "\\" and r.peek(2) == "\\\n":
             r.pos += 2
             continue
-        if ch == "#" and not current.words and not current.assignments:
+        if ch == "#":  # at a word boundary: a comment to the end of the line
             end = r.text.find("\n", r.pos)
             r.pos = len(r.text) if end < 0 else end
             continue

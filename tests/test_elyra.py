@@ -1,0 +1,83 @@
+"""Reading Elyra nodes from every fixture shape."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tests.helpers import FIXTURES, load_fixture
+from transformer._elyra import NodeParseError, read_elyra_node
+
+# (fixture, template) -> (kind, run dir, log file, outputs, version label)
+EXPECTED = {
+    ("elyra-2.0.0-three-node.yaml", "load-data"): ("python", "jupyter-work-dir", "load_data.log", ("data.csv",), "2.x (kfp-notebook 0.18.0)"),
+    ("elyra-2.2.4-three-node.yaml", "report"): ("r", "jupyter-work-dir", "report.log", ("report.txt",), "2.x (kfp-notebook 0.23.0)"),
+    ("elyra-3.12.0-three-node.yaml", "train"): ("notebook", "jupyter-work-dir", None, ("model.pkl", "metrics/*.json"), "3.12.0"),
+    ("elyra-3.13.0-three-node.yaml", "run-a-file"): ("python", "jupyter-work-dir", "load_data.log", ("data.csv",), "3.13.0"),
+    ("elyra-3.15.0-three-node.yaml", "run-a-file-3"): ("r", ".", "report.log", ("report.txt",), "3.15.0"),
+    ("elyra-4.0.0-three-node.yaml", "run-a-file"): ("python", ".", "load_data.log", ("data.csv",), "4.0.0"),
+    ("elyra-4.0.0-three-node-crio.yaml", "run-a-file-2"): ("notebook", ".", None, ("model.pkl", "metrics/*.json"), "4.0.0"),
+    ("elyra-4.0.0-three-node-cos-secret.yaml", "run-a-file"): ("python", ".", "load_data.log", ("data.csv",), "4.0.0"),
+}
+
+
+def _template(fixture: str, name: str):
+    workflow = load_fixture(FIXTURES / fixture)
+    for index, template in enumerate(workflow["spec"]["templates"]):
+        if template["name"] == name:
+            return index, template
+    raise AssertionError(name)
+
+
+class TestReadElyraNode:
+    @pytest.mark.parametrize(("fixture", "name"), list(EXPECTED))
+    def test_reads_what_the_bootstrapper_will_do(self, fixture, name):
+        """Kind, run directory (<= 3.13: jupyter-work-dir; >= 3.14: the initial directory), log, outputs."""
+        index, template = _template(fixture, name)
+        node = read_elyra_node(template, index)
+        assert node is not None
+        kind, run_dir, log, outputs, version = EXPECTED[(fixture, name)]
+        assert (node.kind, node.run_dir, node.log_file, node.outputs, node.version_label) == (
+            kind, run_dir, log, outputs, version)
+        assert node.cos_bucket == "elyra-bucket"
+        assert node.cos_endpoint == "http://127.0.0.1:9123"
+
+    def test_log_name_uses_str_replace_like_the_bootstrapper(self):
+        """`data.read.r` -> `dataead.log`: str.replace removes every `.r`, as Elyra does."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file-3")
+        template = copy.deepcopy(template)
+        template["container"]["args"][0] = template["container"]["args"][0].replace("report.r", "data.read.r")
+        node = read_elyra_node(template, index)
+        assert node is not None and node.log_file == "dataead.log"
+
+    def test_plain_kfp_templates_are_not_elyra_nodes(self):
+        """Templates without Elyra marks or a bootstrapper call are not read at all."""
+        workflow = load_fixture(FIXTURES / "kfp-1.8.24-plain-two-step.yaml")
+        assert all(read_elyra_node(t, i) is None for i, t in enumerate(workflow["spec"]["templates"]))
+
+    def test_unparseable_command_names_the_place(self):
+        """A labelled node whose script has an unterminated quote is an error naming the template."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        template["container"]["args"][0] = template["container"]["args"][0].replace("--outputs 'data.csv'", "--outputs 'data.csv")
+        with pytest.raises(NodeParseError, match=r"spec\.templates\[0\]\.container\.args: .*quote"):
+            read_elyra_node(template, index)
+
+    def test_runtime_only_outputs_are_refused(self):
+        """An --outputs value that needs a shell expansion is not guessed."""
+        index, template = _template("elyra-3.13.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        template["container"]["args"][0] = template["container"]["args"][0].replace("--outputs 'data.csv'", '--outputs "$OUT"')
+        with pytest.raises(NodeParseError, match="only known at run time"):
+            read_elyra_node(template, index)
+
+    def test_absolute_cd_is_followed(self):
+        """`cd /abs` before the bootstrapper (CRI-O <= 3.13) gives an absolute run directory."""
+        index, template = _template("elyra-3.13.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        args = template["container"]["args"][0]
+        template["container"]["args"][0] = args.replace("mkdir -p ./jupyter-work-dir && cd ./jupyter-work-dir",
+                                                        "mkdir -p /opt/app-root/src/jupyter-work-dir && cd /opt/app-root/src/jupyter-work-dir")
+        node = read_elyra_node(template, index)
+        assert node is not None and node.run_dir == "/opt/app-root/src/jupyter-work-dir"

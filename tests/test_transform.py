@@ -1,0 +1,253 @@
+"""transform(): golden files on every real fixture, and the behaviours the issue asks for."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import ARGO_FIXTURES, FIXTURES, GOLDEN, SCHEMA_FILES, load_fixture, schema_errors
+from transformer import Config, NodeParseError, WorkflowError, config_from_mapping, transform
+from transformer._io import dump_yaml
+
+GOLDEN_CASES = [(p, "default", {}) for p in ARGO_FIXTURES] + [
+    (FIXTURES / "elyra-4.0.0-three-node.yaml", "lineage", {"lineage": {"enabled": True}}),
+    (FIXTURES / "elyra-3.12.0-three-node.yaml", "lineage", {"lineage": {"enabled": True}}),
+]
+
+
+def _templates(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in workflow["spec"]["templates"]}
+
+
+class TestGolden:
+    @pytest.mark.parametrize(("path", "variant", "config"), GOLDEN_CASES,
+                             ids=[f"{p.stem}-{v}" for p, v, _ in GOLDEN_CASES])
+    def test_matches_reviewed_golden_file(self, request, path, variant, config):
+        """The output equals the committed, reviewed file (regenerate: pytest --update-golden)."""
+        result = transform(load_fixture(path), config_from_mapping(config))
+        text = dump_yaml(result.workflow)
+        report = json.dumps([asdict(n) for n in result.nodes], indent=2) + "\n"
+        out = GOLDEN / f"{path.stem}.{variant}.yaml"
+        out_report = GOLDEN / f"{path.stem}.{variant}.report.json"
+        if request.config.getoption("--update-golden"):
+            out.write_text(text)
+            out_report.write_text(report)
+        assert out.exists(), f"no golden file {out.name}: run pytest --update-golden and review the diff"
+        assert text == out.read_text()
+        assert report == out_report.read_text()
+
+    def test_plain_kfp_pipeline_is_unchanged(self):
+        """A pipeline with no Elyra node comes back equal and reports nothing."""
+        workflow = load_fixture(FIXTURES / "kfp-1.8.24-plain-two-step.yaml")
+        result = transform(workflow)
+        assert result.workflow == workflow and not result.changed and result.nodes == ()
+
+    def test_v2_ir_gets_the_clear_error(self):
+        """Elyra 4.1's KFP v2 IR is refused with a message that names v2 and the in-cluster mode."""
+        ir = next(yaml.safe_load_all((FIXTURES / "elyra-4.1.1-three-node-kfp-v2-ir.yaml").read_text()))
+        with pytest.raises(WorkflowError, match="KFP v2 .*in-cluster"):
+            transform(ir)
+
+
+class TestRewrite:
+    def setup_method(self):
+        self.workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+
+    def test_main_command_and_args_are_byte_identical(self):
+        """Only workingDir, one volumeMount and one env entry change in main."""
+        before = _templates(self.workflow)
+        after = _templates(transform(self.workflow).workflow)
+        for name in ("run-a-file", "run-a-file-2", "run-a-file-3"):
+            b, a = before[name]["container"], after[name]["container"]
+            assert a["command"] == b["command"] and a["args"] == b["args"]
+            assert {k for k in a if a[k] != b.get(k)} == {"workingDir", "volumeMounts", "env"}
+            assert a["env"][:-1] == b["env"] and a["env"][-1] == {"name": "PYTHONUNBUFFERED", "value": "1"}
+
+    def test_existing_pythonunbuffered_is_kept(self):
+        """A node that sets PYTHONUNBUFFERED itself keeps its value."""
+        self.workflow["spec"]["templates"][0]["container"]["env"].append({"name": "PYTHONUNBUFFERED", "value": "0"})
+        env = transform(self.workflow).workflow["spec"]["templates"][0]["container"]["env"]
+        assert [e for e in env if e["name"] == "PYTHONUNBUFFERED"] == [{"name": "PYTHONUNBUFFERED", "value": "0"}]
+
+    def test_sidecar_gets_credentials_and_nothing_else_of_main_env(self):
+        """secretKeyRef credentials are copied as they are; DB_PASSWORD or DATASET_URL never reach the sidecar."""
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node-cos-secret.yaml")
+        templates = _templates(transform(workflow).workflow)
+        (sidecar,) = templates["run-a-file"]["sidecars"]
+        main_env = {e["name"]: e for e in templates["run-a-file"]["container"]["env"]}
+        assert sidecar["env"] == [main_env["AWS_ACCESS_KEY_ID"], main_env["AWS_SECRET_ACCESS_KEY"]]
+        assert "secretKeyRef" in sidecar["env"][0]["valueFrom"]
+        assert sidecar["command"] == ["elyra-sidecar", "tail"]
+        assert sidecar["volumeMounts"] == [{"name": "elyra-sidecar-work", "mountPath": "/elyra-sidecar/work",
+                                            "readOnly": True}]
+        ctx = sidecar["securityContext"]
+        assert ctx["runAsNonRoot"] and ctx["readOnlyRootFilesystem"] and ctx["capabilities"] == {"drop": ["ALL"]}
+        assert ctx["allowPrivilegeEscalation"] is False and ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+
+    def test_sidecar_args_name_dir_file_and_key_like_the_bootstrapper(self):
+        """<= 3.13 runs in jupyter-work-dir; the key is <cos-directory>/<name>.log."""
+        workflow = load_fixture(FIXTURES / "elyra-3.13.0-three-node.yaml")
+        (sidecar,) = _templates(transform(workflow).workflow)["run-a-file"]["sidecars"]
+        args = sidecar["args"]
+        pairs = dict(zip(args[::2], args[1::2], strict=True))
+        assert pairs["--dir"] == "/elyra-sidecar/work/jupyter-work-dir"
+        assert pairs["--file"] == "load_data.log"
+        assert pairs["--key"] == "my/project/three-node-1121215526/load_data.log"
+        assert pairs["--endpoint"] == "http://127.0.0.1:9123" and pairs["--bucket"] == "elyra-bucket"
+
+    def test_empty_cos_directory_gives_a_bare_key(self):
+        """Elyra 2.2.4 exports --cos-directory "": the bootstrapper uploads to `<name>.log`."""
+        workflow = load_fixture(FIXTURES / "elyra-2.2.4-three-node.yaml")
+        (sidecar,) = _templates(transform(workflow).workflow)["load-data"]["sidecars"]
+        assert sidecar["args"][sidecar["args"].index("--key") + 1] == "load_data.log"
+
+    def test_crio_mode_keeps_elyra_workspace_and_adds_ours(self):
+        """CRI-O mode: Elyra's `workspace` emptyDir and PYTHONPATH stay; the bootstrapper runs in ours."""
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node-crio.yaml")
+        t = _templates(transform(workflow).workflow)["run-a-file"]
+        assert [v["name"] for v in t["volumes"]] == ["workspace", "elyra-sidecar-work"]
+        assert t["container"]["workingDir"] == "/elyra-sidecar/work"
+        assert any(e["name"] == "PYTHONPATH" for e in t["container"]["env"])
+
+    def test_output_artifacts_optional_tar_and_kfp_ones_kept(self):
+        """Every added artifact is optional tar; mlpipeline-* stay first and unchanged."""
+        t = _templates(transform(self.workflow).workflow)["run-a-file-2"]
+        artifacts = t["outputs"]["artifacts"]
+        assert artifacts[:2] == self.workflow["spec"]["templates"][1]["outputs"]["artifacts"]
+        added = artifacts[2:]
+        assert [(a["name"], a["path"]) for a in added] == [
+            ("notebook-output", "/elyra-sidecar/work/train-output.ipynb"),
+            ("notebook-html", "/elyra-sidecar/work/train.html"),
+            ("model-pkl", "/elyra-sidecar/work/model.pkl"),
+            ("metrics", "/elyra-sidecar/work/metrics"),
+        ]
+        assert all(a["optional"] is True and a["archive"] == {"tar": {}} for a in added)
+
+    def test_wildcards_can_be_skipped_with_a_warning(self):
+        """artifacts.wildcards: skip drops `metrics/*.json` and says so."""
+        result = transform(self.workflow, config_from_mapping({"artifacts": {"wildcards": "skip"}}))
+        report = next(n for n in result.nodes if n.template == "run-a-file-2")
+        assert any("metrics/*.json" in w and "wildcard" in w for w in report.warnings)
+        names = [a["name"] for a in _templates(result.workflow)["run-a-file-2"]["outputs"]["artifacts"]]
+        assert "metrics" not in names
+
+    def test_wildcard_over_the_whole_directory_is_never_archived(self):
+        """`*.csv` would archive the bootstrapper's whole directory: skipped with a warning."""
+        t = self.workflow["spec"]["templates"][0]
+        t["container"]["args"][0] = t["container"]["args"][0].replace("--outputs 'data.csv'", "--outputs '*.csv;../up.txt'")
+        result = transform(self.workflow)
+        report = result.nodes[0]
+        assert len(report.warnings) == 2
+        paths = [a["path"] for a in _templates(result.workflow)["run-a-file"]["outputs"]["artifacts"]]
+        assert paths[2:] == ["/elyra-sidecar/work/load_data.log"]
+
+    def test_artifact_names_stay_unique(self):
+        """Outputs that sanitise to the same name get suffixes, never duplicates."""
+        t = self.workflow["spec"]["templates"][0]
+        t["container"]["args"][0] = t["container"]["args"][0].replace("--outputs 'data.csv'", "--outputs 'data.csv;data-csv;script-log'")
+        artifacts = _templates(transform(self.workflow).workflow)["run-a-file"]["outputs"]["artifacts"]
+        names = [a["name"] for a in artifacts]
+        assert len(names) == len(set(names)) == 6
+
+    def test_every_step_can_be_switched_off(self):
+        """With every switch off only the marker annotation is added."""
+        config = config_from_mapping({"work_dir": {"enabled": False}, "unbuffered": False,
+                                      "sidecar": {"enabled": False}, "artifacts": {"enabled": False}})
+        result = transform(self.workflow, config)
+        for before, after in zip(self.workflow["spec"]["templates"][:3], result.workflow["spec"]["templates"][:3], strict=True):
+            stripped = copy.deepcopy(after)
+            del stripped["metadata"]["annotations"]["elyra-sidecar/transformed"]
+            assert stripped == before
+
+    def test_steps_off_without_workdir_warn_instead_of_guessing(self):
+        """Without the work dir the image WORKDIR is unknown: no sidecar, no artifacts, a warning."""
+        result = transform(self.workflow, config_from_mapping({"work_dir": {"enabled": False}}))
+        assert all(any("WORKDIR" in w for w in n.warnings) for n in result.nodes)
+        assert all("sidecars" not in t for t in result.workflow["spec"]["templates"])
+
+    def test_config_changes_sidecar_name_image_and_resources(self):
+        """Sidecar name, image and resources come from the config."""
+        config = config_from_mapping({"sidecar": {"name": "logs", "image": "registry.local/s:1",
+                                                  "resources": {"requests": {"cpu": "5m"}}}})
+        (sidecar,) = _templates(transform(self.workflow, config).workflow)["run-a-file"]["sidecars"]
+        assert (sidecar["name"], sidecar["image"], sidecar["resources"]) == ("logs", "registry.local/s:1", {"requests": {"cpu": "5m"}})
+
+
+class TestSelection:
+    def setup_method(self):
+        self.workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+
+    def _annotate(self, index: int, value: str) -> None:
+        self.workflow["spec"]["templates"][index]["metadata"]["annotations"]["elyra-sidecar/inject"] = value
+
+    def test_false_on_a_template_opts_it_out(self):
+        """`elyra-sidecar/inject: "false"` always wins."""
+        self._annotate(1, "false")
+        result = transform(self.workflow)
+        assert [n.status for n in result.nodes] == ["transformed", "opted-out", "transformed"]
+        assert result.workflow["spec"]["templates"][1] is self.workflow["spec"]["templates"][1]
+
+    def test_only_annotated_takes_annotated_templates(self):
+        """--only-annotated: only templates with "true" (or a workflow-wide "true")."""
+        self._annotate(2, "true")
+        config = config_from_mapping({"selection": {"only_annotated": True}})
+        assert [n.status for n in transform(self.workflow, config).nodes] == ["not-selected", "not-selected", "transformed"]
+        self.workflow["metadata"]["annotations"]["elyra-sidecar/inject"] = "true"
+        self._annotate(0, "false")
+        assert [n.status for n in transform(self.workflow, config).nodes] == ["opted-out", "transformed", "transformed"]
+
+    def test_pod_metadata_annotation_selects_all(self):
+        """spec.podMetadata annotations count as workflow-wide opt-in."""
+        self.workflow["spec"]["podMetadata"] = {"annotations": {"elyra-sidecar/inject": "true"}}
+        config = config_from_mapping({"selection": {"only_annotated": True}})
+        assert all(n.status == "transformed" for n in transform(self.workflow, config).nodes)
+
+    def test_unreadable_node_is_left_alone_or_strict_error(self):
+        """An Elyra node whose script cannot be read: untouched with a warning; strict raises."""
+        t = self.workflow["spec"]["templates"][0]
+        t["container"]["args"][0] = t["container"]["args"][0].replace("--file '", "--file '\"")[:-3]
+        result = transform(self.workflow)
+        assert result.nodes[0].status == "unreadable" and "left untouched" in result.nodes[0].warnings[0]
+        assert result.workflow["spec"]["templates"][0] == t
+        with pytest.raises(NodeParseError):
+            transform(self.workflow, config_from_mapping({"strict": True}))
+
+
+class TestLineage:
+    def test_inputs_come_from_the_nearest_producing_ancestor(self):
+        """Report's inputs are wired to Train's and Load data's artifacts, outside the run dir."""
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        result = transform(workflow, config_from_mapping({"lineage": {"enabled": True}}))
+        templates = _templates(result.workflow)
+        inputs = templates["run-a-file-3"]["inputs"]["artifacts"]
+        assert {a["path"] for a in inputs} == {"/elyra-sidecar/inputs/run-a-file-2/model.pkl",
+                                               "/elyra-sidecar/inputs/run-a-file-2/metrics",
+                                               "/elyra-sidecar/inputs/run-a-file/data.csv"}
+        task = next(t for t in templates["three-node"]["dag"]["tasks"] if t["name"] == "run-a-file-3")
+        froms = {a["from"] for a in task["arguments"]["artifacts"]}
+        assert froms == {"{{tasks.run-a-file-2.outputs.artifacts.model-pkl}}",
+                         "{{tasks.run-a-file-2.outputs.artifacts.metrics}}",
+                         "{{tasks.run-a-file.outputs.artifacts.data-csv}}"}
+        assert all(a["optional"] for a in inputs)
+        # The input workflow's DAG is untouched.
+        assert "artifacts" not in str(workflow["spec"]["templates"][3])
+
+
+class TestSchemas:
+    @pytest.mark.parametrize("schema", SCHEMA_FILES, ids=lambda p: p.stem)
+    @pytest.mark.parametrize("path", ARGO_FIXTURES, ids=lambda p: p.stem)
+    def test_output_validates_strictly(self, schema, path):
+        """Every output validates against each Argo schema, with unknown keys rejected."""
+        for config in (Config(), config_from_mapping({"lineage": {"enabled": True}})):
+            assert schema_errors(transform(load_fixture(path), config).workflow, schema) == []
+
+    def test_strict_validation_catches_a_misspelt_key(self):
+        """The oracle can fail: `mirrorVolumeMount` is rejected."""
+        workflow = transform(load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")).workflow
+        workflow["spec"]["templates"][0]["sidecars"][0]["mirrorVolumeMount"] = True
+        assert any("mirrorVolumeMount" in e for e in schema_errors(workflow, SCHEMA_FILES[0]))
