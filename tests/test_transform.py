@@ -251,3 +251,13 @@ class TestSchemas:
         workflow = transform(load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")).workflow
         workflow["spec"]["templates"][0]["sidecars"][0]["mirrorVolumeMount"] = True
         assert any("mirrorVolumeMount" in e for e in schema_errors(workflow, SCHEMA_FILES[0]))
+
+
+class TestIndependence:
+    def test_no_two_templates_share_an_object(self):
+        """Added objects are never shared between templates (no YAML aliases, no action at a distance)."""
+        result = transform(load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"))
+        sidecars = [t["sidecars"][0] for t in result.workflow["spec"]["templates"] if "sidecars" in t]
+        assert sidecars[0]["resources"] is not sidecars[1]["resources"]
+        assert sidecars[0]["securityContext"] is not Config().sidecar.security_context
+        assert "&id" not in dump_yaml(result.workflow)

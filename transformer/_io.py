@@ -27,7 +27,10 @@ class InputError(ValueError):
 
 
 class _Dumper(_BaseDumper):  # type: ignore[misc]
-    """Block style everywhere, multi-line strings as `|` literals so diffs stay readable."""
+    """Block style everywhere, multi-line strings as `|` literals so diffs stay readable, no aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:  # noqa: ARG002 - PyYAML's signature
+        return True
 
 
 def _represent_str(dumper: Any, value: str) -> Any:

@@ -7,6 +7,7 @@ by `_elyra`, the shared `Placement` and the config, changes only that template, 
 
 from __future__ import annotations
 
+import copy
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -119,7 +120,7 @@ def set_unbuffered(template: dict[str, Any], node: ElyraNode, place: Placement, 
 
 def _credential_env(main: dict[str, Any]) -> list[dict[str, Any]]:
     wanted = set(contract.CREDENTIAL_ENV)
-    return [dict(e) for e in main.get("env") or [] if e.get("name") in wanted]
+    return [copy.deepcopy(e) for e in main.get("env") or [] if e.get("name") in wanted]
 
 
 def object_key(cos_directory: str, name: str) -> str:
@@ -174,8 +175,8 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
     }
     if cfg.mirror and env:
         sidecar["env"] = env
-    sidecar["resources"] = cfg.resources
-    sidecar["securityContext"] = cfg.security_context
+    sidecar["resources"] = copy.deepcopy(cfg.resources)
+    sidecar["securityContext"] = copy.deepcopy(cfg.security_context)
     sidecar["volumeMounts"] = [mount]
     sidecars.append(sidecar)
     mirrored = f", mirrored to s3://{node.cos_bucket}/{object_key(node.cos_directory, log_file)}" if cfg.mirror else ""
