@@ -1,0 +1,155 @@
+"""The `elyra-sidecar transform` command, run as a real process."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import FIXTURES
+
+FIXTURE = FIXTURES / "elyra-4.0.0-three-node.yaml"
+
+
+def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "transformer.cli", "transform", *args], input=stdin,
+                          capture_output=True, check=False, timeout=60)
+
+
+def _package(tmp_path: Path, fmt: str) -> Path:
+    data = FIXTURE.read_bytes()
+    if fmt == "tar":
+        path = tmp_path / "pipeline.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            info = tarfile.TarInfo("pipeline.yaml")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    else:
+        path = tmp_path / "pipeline.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("pipeline.yaml", data)
+            zf.writestr("README.txt", "kept")
+    return path
+
+
+class TestTransformCommand:
+    def test_yaml_to_stdout_with_a_table_on_stderr(self):
+        """YAML on stdout, block literals kept; one table row per node on stderr."""
+        proc = run(str(FIXTURE))
+        assert proc.returncode == 0, proc.stderr
+        out = yaml.safe_load(proc.stdout)
+        assert out["spec"]["templates"][0]["sidecars"][0]["name"] == "elyra-log"
+        assert b"args:\n      - |\n" in proc.stdout
+        table = proc.stderr.decode().splitlines()
+        assert table[0].split()[:5] == ["TEMPLATE", "NODE", "ELYRA", "KIND", "STATUS"]
+        assert len(table) == 4 and all("transformed" in row for row in table[1:])
+
+    def test_json_report(self):
+        """--report json gives a machine-readable report on stderr."""
+        proc = run(str(FIXTURE), "--report", "json", "-o", "/dev/null")
+        assert proc.returncode == 0
+        report = yaml.safe_load(proc.stderr)
+        assert report["changed"] is True and len(report["nodes"]) == 3
+
+    def test_check_exit_codes(self, tmp_path):
+        """--check: 1 when the input would change, 0 when already transformed; writes nothing."""
+        out = tmp_path / "out.yaml"
+        assert run(str(FIXTURE), "--check", "-o", str(out)).returncode == 1
+        assert not out.exists()
+        assert run(str(FIXTURE), "-o", str(out)).returncode == 0
+        assert run(str(out), "--check").returncode == 0
+
+    def test_unchanged_input_is_written_back_byte_for_byte(self, tmp_path):
+        """A pipeline with no Elyra node is written back exactly as read."""
+        plain = FIXTURES / "kfp-1.8.24-plain-two-step.yaml"
+        proc = run(str(plain))
+        assert proc.returncode == 0 and proc.stdout == plain.read_bytes()
+
+    @pytest.mark.parametrize("fmt", ["tar", "zip"])
+    def test_kfp_packages_round_trip(self, tmp_path, fmt):
+        """A KFP package comes back as the same kind of package, other members kept."""
+        package = _package(tmp_path, fmt)
+        out = tmp_path / ("out.tar.gz" if fmt == "tar" else "out.zip")
+        proc = run(str(package), "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        if fmt == "tar":
+            with tarfile.open(out) as tar:
+                handle = tar.extractfile("pipeline.yaml")
+                assert handle is not None
+                text = handle.read()
+        else:
+            with zipfile.ZipFile(out) as zf:
+                text = zf.read("pipeline.yaml")
+                assert zf.read("README.txt") == b"kept"
+        assert yaml.safe_load(text)["spec"]["templates"][0]["sidecars"]
+
+    def test_stdin_dash(self):
+        """`-` reads standard input."""
+        proc = run("-", stdin=FIXTURE.read_bytes())
+        assert proc.returncode == 0 and b"elyra-log" in proc.stdout
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            (b"spec: [unclosed\n", b"not valid YAML at line"),
+            (FIXTURE.read_bytes()[:2500], b"not valid YAML at line"),
+            (b"apiVersion: v1\nkind: ConfigMap\n", b"expected argoproj.io Workflow, got v1/ConfigMap"),
+            (b"", b"empty, expected a Workflow"),
+            (b"- a\n- b\n", b"not a Workflow mapping"),
+            ((FIXTURES / "elyra-4.1.1-three-node-kfp-v2-ir.yaml").read_bytes(), b"KFP v2 pipeline spec"),
+            (b"\xff\xfe", b"not UTF-8"),
+        ],
+        ids=["not-yaml", "truncated", "not-workflow", "empty", "list", "v2-ir", "binary"],
+    )
+    def test_one_line_error_exit_1_nothing_written(self, tmp_path, content, message):
+        """Each bad input: one `Error:` line naming the problem, exit 1, no traceback, no output file."""
+        src = tmp_path / "in.yaml"
+        src.write_bytes(content)
+        out = tmp_path / "out.yaml"
+        proc = run(str(src), "-o", str(out))
+        assert proc.returncode == 1
+        lines = proc.stderr.decode().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and message.decode() in lines[0]
+        assert b"Traceback" not in proc.stderr and not out.exists()
+
+    def test_unparseable_node_warns_or_strict_fails(self, tmp_path):
+        """An unreadable Elyra node is left alone with a warning; --strict makes it exit 1."""
+        data = yaml.safe_load(FIXTURE.read_text())
+        data["spec"]["templates"][0]["container"]["args"][0] += "'"
+        src = tmp_path / "in.yaml"
+        src.write_text(yaml.safe_dump(data))
+        proc = run(str(src), "-o", str(tmp_path / "out.yaml"))
+        assert proc.returncode == 0 and b"warning: run-a-file: left untouched" in proc.stderr
+        proc = run(str(src), "--strict", "-o", str(tmp_path / "strict.yaml"))
+        assert proc.returncode == 1 and proc.stderr.startswith(b"Error: spec.templates[0].container.args")
+        assert not (tmp_path / "strict.yaml").exists()
+
+    def test_output_collisions_are_refused(self, tmp_path):
+        """-o onto the input, onto a directory, or in another format: refused, input intact."""
+        src = tmp_path / "in.yaml"
+        src.write_bytes(FIXTURE.read_bytes())
+        for target, message in ((src, b"is the input file"), (tmp_path, b"is a directory"),
+                                (tmp_path / "x.zip", b"keep the input's format"),
+                                (tmp_path / "no" / "x.yaml", b"does not exist")):
+            proc = run(str(src), "-o", str(target))
+            assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+        assert src.read_bytes() == FIXTURE.read_bytes()
+
+    def test_bad_config_names_the_key(self, tmp_path):
+        """A config error says which key is wrong."""
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text("sidecar:\n  imagee: x\n")
+        proc = run(str(FIXTURE), "--config", str(cfg))
+        assert proc.returncode == 1 and b"sidecar.imagee: unknown key" in proc.stderr
+
+    def test_usage_error_exit_2(self):
+        """Unknown options are usage errors (exit 2)."""
+        assert run("--nope").returncode == 2
