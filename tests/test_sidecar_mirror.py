@@ -1,0 +1,99 @@
+"""Mirroring to a real S3 server (SeaweedFS on 127.0.0.1): the object equals the file during and after."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.support.procs import SidecarProcess, start_writer, wait_for
+
+BUCKET = "elyra-bucket"
+
+
+@pytest.fixture
+def bucket(s3_server):
+    s3_server.make_bucket(BUCKET)
+    return s3_server
+
+
+def mirrored(server, directory, key, *extra, env=None):
+    return SidecarProcess("--dir", str(directory), "--file", "a.log", "--endpoint", server.endpoint,
+                          "--bucket", BUCKET, "--key", key, "--upload-interval", "0.2", *extra,
+                          env=server.env if env is None else env)
+
+
+class TestMirror:
+    def test_object_equals_file_during_and_after(self, bucket, tmp_path):
+        """While running, the object catches up with the file; after SIGTERM it equals the final file."""
+        key = "my/project/run-1/a.log"
+        path = tmp_path / "a.log"
+        sc = mirrored(bucket, tmp_path, key)
+        sc.wait_started()
+        path.write_bytes(b"epoch 1\n")
+        assert wait_for(lambda: bucket.get(BUCKET, key) == b"epoch 1\n", timeout=10)
+        assert sc.proc.poll() is None  # still running: this is the during-the-run copy
+        with path.open("ab") as f:
+            f.write(b"epoch 2\nno newline yet")
+        assert wait_for(lambda: bucket.get(BUCKET, key) == path.read_bytes(), timeout=10)
+        with path.open("ab") as f:
+            f.write(b" - done\n")
+        rc, elapsed = sc.terminate()
+        assert rc == 0 and elapsed < 10
+        assert bucket.get(BUCKET, key) == path.read_bytes() == sc.out
+
+    def test_every_upload_is_a_prefix_of_the_file(self, bucket, tmp_path):
+        """Objects seen while a burst is written are always prefixes of the file (never torn)."""
+        key = "prefix/a.log"
+        path = tmp_path / "a.log"
+        sc = mirrored(bucket, tmp_path, key)
+        sc.wait_started()
+        writer = start_writer(path, "slow", "300", "0.005")
+        seen = []
+        while writer.poll() is None:
+            obj = bucket.get(BUCKET, key)
+            if obj:
+                seen.append(obj)
+        sc.terminate()
+        final = path.read_bytes()
+        assert len(seen) >= 2 and len({len(s) for s in seen}) >= 2
+        assert all(final.startswith(s) for s in seen)
+        assert bucket.get(BUCKET, key) == final
+
+    def test_storage_unreachable_still_exits_zero_in_time(self, tmp_path):
+        """No server on the endpoint: stdout is still exact; exit 0 within the shutdown deadline."""
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        (tmp_path / "a.log").write_bytes(b"still streamed\n")
+        sc = SidecarProcess("--dir", str(tmp_path), "--file", "a.log", "--endpoint", f"http://127.0.0.1:{port}",
+                            "--bucket", BUCKET, "--key", "k.log", "--upload-interval", "0.2",
+                            "--shutdown-deadline", "2", env={"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+        assert wait_for(lambda: sc.out == b"still streamed\n")
+        assert wait_for(lambda: '"upload_failed"' in sc.err, timeout=10)
+        rc, elapsed = sc.terminate()
+        assert rc == 0 and elapsed < 2.5
+        assert sc.out == b"still streamed\n"
+
+    def test_bad_credentials_reported_without_the_secret(self, bucket, tmp_path):
+        """Wrong secret: upload_failed with the S3 error code, the secret never printed, exit 0."""
+        secret = "very-secret-value-123"
+        (tmp_path / "a.log").write_bytes(b"x\n")
+        sc = mirrored(bucket, tmp_path, "bad/a.log", "--shutdown-deadline", "3",
+                      env={"AWS_ACCESS_KEY_ID": "minio", "AWS_SECRET_ACCESS_KEY": secret})
+        assert wait_for(lambda: '"upload_failed"' in sc.err, timeout=10)
+        rc, _ = sc.terminate()
+        assert rc == 0
+        assert "SignatureDoesNotMatch" in sc.err or "AccessDenied" in sc.err
+        assert secret not in sc.err and secret not in sc.out.decode()
+        assert bucket.get(BUCKET, "bad/a.log") is None
+
+    def test_missing_credentials_disable_mirroring_with_a_reason(self, tmp_path):
+        """Without AWS_* in the env the sidecar still streams, and says why it does not mirror."""
+        (tmp_path / "a.log").write_bytes(b"y\n")
+        sc = SidecarProcess("--dir", str(tmp_path), "--file", "a.log", "--endpoint", "http://127.0.0.1:9",
+                            "--bucket", BUCKET, "--key", "k", env={})
+        assert wait_for(lambda: sc.out == b"y\n")
+        assert sc.terminate()[0] == 0
+        assert '"mirror_disabled"' in sc.err and "AWS_ACCESS_KEY_ID" in sc.err
