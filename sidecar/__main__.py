@@ -34,24 +34,44 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="elyra-sidecar tail",
         description="Follow an Elyra step's script log: stream it to stdout byte for byte and mirror it "
-                    "to object storage. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
+        "to object storage. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
     )
     p.add_argument(contract.ARG_DIR, required=True, help="directory holding the files")
-    p.add_argument(contract.ARG_FILE, action="append", required=True, dest="files",
-                   help="file name to follow (repeatable)")
+    p.add_argument(
+        contract.ARG_FILE,
+        action="append",
+        required=True,
+        dest="files",
+        help="file name to follow (repeatable)",
+    )
     p.add_argument(contract.ARG_ENDPOINT, help="object storage endpoint URL")
     p.add_argument(contract.ARG_BUCKET, help="bucket")
-    p.add_argument(contract.ARG_KEY, action="append", default=[], dest="keys",
-                   help="object key for the n-th --file (repeatable)")
+    p.add_argument(
+        contract.ARG_KEY,
+        action="append",
+        default=[],
+        dest="keys",
+        help="object key for the n-th --file (repeatable)",
+    )
     p.add_argument(contract.ARG_UPLOAD_INTERVAL, type=_positive, default=5.0, dest="upload_interval")
     p.add_argument(contract.ARG_SHUTDOWN_DEADLINE, type=_positive, default=10.0, dest="shutdown_deadline")
     p.add_argument(contract.ARG_FORMAT, choices=("raw", "json"), default="raw", dest="format")
     p.add_argument(contract.ARG_CA_BUNDLE, dest="ca_bundle")
     p.add_argument(contract.ARG_POLL, action="store_true", dest="poll", help="poll instead of inotify")
-    p.add_argument("--idle-flush", type=_positive, default=0.5, dest="idle_flush",
-                   help="emit a final line without newline after this many idle seconds")
-    p.add_argument("--max-line", type=int, default=1 << 20, dest="max_line",
-                   help="split lines longer than this many bytes")
+    p.add_argument(
+        "--idle-flush",
+        type=_positive,
+        default=0.5,
+        dest="idle_flush",
+        help="emit a final line without newline after this many idle seconds",
+    )
+    p.add_argument(
+        "--max-line",
+        type=int,
+        default=1 << 20,
+        dest="max_line",
+        help="split lines longer than this many bytes",
+    )
     p.add_argument("--diagnostics", choices=("auto", "json", "console"), default="auto")
     return p
 
@@ -92,8 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_early_signal)
 
     mirror, targets = _mirror(args, log)
-    options = FollowerOptions(directory=args.dir, files=args.files, targets=targets, poll=args.poll,
-                              idle_flush=args.idle_flush, max_line=max(1, args.max_line))
+    options = FollowerOptions(
+        directory=args.dir,
+        files=args.files,
+        targets=targets,
+        poll=args.poll,
+        idle_flush=args.idle_flush,
+        max_line=max(1, args.max_line),
+    )
     follower = Follower(options, Output(sys.stdout.fileno(), fmt=args.format), log=log, mirror=mirror)
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -109,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         follower.run()
     except Exception as exc:  # never fail the step: report, then still drain what we can
-        log.error("follow_failed", error=f"{type(exc).__name__}: {exc}")
+        log.exception("follow_failed", error=f"{type(exc).__name__}: {exc}")
     deadline = time.monotonic() + args.shutdown_deadline
     # A hard stop in case storage or the filesystem hangs: exit 0 at the deadline whatever happens.
     timer = threading.Timer(max(0.0, args.shutdown_deadline - 0.05), _hard_exit, args=(log,))
@@ -118,11 +144,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         follower.shutdown(deadline)
     except Exception as exc:
-        log.error("shutdown_failed", error=f"{type(exc).__name__}: {exc}")
+        log.exception("shutdown_failed", error=f"{type(exc).__name__}: {exc}")
     timer.cancel()
-    log.info("sidecar_stopped", lines=follower.output.lines, bytes=follower.output.bytes_written,
-             uploads=mirror.uploads if mirror else 0, upload_failures=mirror.failures if mirror else 0,
-             found=[s.name for s in follower.states if s.found], seconds=round(time.monotonic() - started, 3))
+    log.info(
+        "sidecar_stopped",
+        lines=follower.output.lines,
+        bytes=follower.output.bytes_written,
+        uploads=mirror.uploads if mirror else 0,
+        upload_failures=mirror.failures if mirror else 0,
+        found=[s.name for s in follower.states if s.found],
+        seconds=round(time.monotonic() - started, 3),
+    )
     return 0
 
 

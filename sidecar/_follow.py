@@ -7,6 +7,7 @@ wake-up reads each file from its saved offset to EOF, so the output is the file'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -140,8 +141,15 @@ class _UploadWorker:
 
 
 class Follower:
-    def __init__(self, options: FollowerOptions, output: Output, *, log: Any,
-                 mirror: Mirror | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        options: FollowerOptions,
+        output: Output,
+        *,
+        log: Any,
+        mirror: Mirror | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.options = options
         self.output = output
         self.log = log
@@ -163,10 +171,8 @@ class Follower:
 
     def wake(self) -> None:
         """Make the loop re-read now (thread-safe; a full pipe already means a pending wake-up)."""
-        try:
+        with contextlib.suppress(OSError):  # BlockingIOError: a wake-up is already pending
             os.write(self.wake_fd, b"\0")
-        except (BlockingIOError, OSError):
-            pass
 
     def request_stop(self) -> None:
         """Async-signal-safe enough: a flag and a pipe write, no locks."""
@@ -184,7 +190,7 @@ class Follower:
 
             wake = self.wake
 
-            class _Handler(FileSystemEventHandler):  # type: ignore[misc]
+            class _Handler(FileSystemEventHandler):
                 def on_any_event(self, event: Any) -> None:  # noqa: ARG002 - any event: re-read
                     wake()
 
@@ -198,8 +204,11 @@ class Follower:
         except Exception as exc:
             self._observer = None
             self.mode = "polling"
-            self.log.warning("watch_fallback_polling", directory=self.options.directory,
-                             error=f"{type(exc).__name__}: {exc}")
+            self.log.warning(
+                "watch_fallback_polling",
+                directory=self.options.directory,
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
     def _ensure_watch(self) -> None:
         """Watch the directory, or its nearest existing ancestor until the directory appears."""
@@ -221,10 +230,8 @@ class Follower:
 
     def _stop_observer(self) -> None:
         if self._observer is not None:
-            try:
+            with contextlib.suppress(Exception):  # stopping a broken observer: nothing more to do
                 self._observer.stop()
-            except Exception:  # noqa: S110 - stopping a broken observer: nothing more to do
-                pass
             self._observer = None
 
     # -- reading ------------------------------------------------------------------------------
@@ -248,7 +255,8 @@ class Follower:
         state.ident = None
 
     def _read_to_eof(self, state: _FileState, now: float) -> bool:
-        assert state.fd is not None
+        if state.fd is None:
+            return False
         got = False
         while True:
             data = os.pread(state.fd, _CHUNK, state.offset)

@@ -38,7 +38,7 @@ def make_client(endpoint: str, *, ca_bundle: str | None = None, timeout: float =
     """A minio client for `endpoint` (http or https URL), credentials from the standard AWS env vars."""
     import urllib3  # noqa: PLC0415 - imported only when mirroring
     from minio import Minio  # noqa: PLC0415
-    from minio.credentials import EnvAWSProvider  # noqa: PLC0415
+    from minio.credentials.providers import EnvAWSProvider  # noqa: PLC0415
 
     parsed = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -53,8 +53,13 @@ def make_client(endpoint: str, *, ca_bundle: str | None = None, timeout: float =
         context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
         pool_kwargs["ssl_context"] = context
     http = urllib3.PoolManager(**pool_kwargs)
-    return Minio(parsed.netloc, secure=secure, credentials=EnvAWSProvider(), http_client=http,
-                 region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    return Minio(
+        parsed.netloc,
+        secure=secure,
+        credentials=EnvAWSProvider(),
+        http_client=http,
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+    )
 
 
 @dataclass(frozen=True)
@@ -81,14 +86,24 @@ class Mirror:
         delay = 0.2
         for attempt in range(1, self._attempts + 1):
             try:
-                self._client.put_object(target.bucket, target.key, PrefixReader(fd, length), length,
-                                        content_type="text/plain; charset=utf-8")
+                self._client.put_object(
+                    target.bucket,
+                    target.key,
+                    PrefixReader(fd, length),
+                    length,
+                    content_type="text/plain; charset=utf-8",
+                )
             except Exception as exc:
                 self.failures += 1
                 if target.key not in self._failing:
                     self._failing.add(target.key)
-                    self._log.warning("upload_failed", key=target.key, bucket=target.bucket,
-                                      attempt=attempt, error=_safe_error(exc))
+                    self._log.warning(
+                        "upload_failed",
+                        key=target.key,
+                        bucket=target.bucket,
+                        attempt=attempt,
+                        error=_safe_error(exc),
+                    )
                 if time.monotonic() + delay >= deadline or attempt == self._attempts:
                     return False
                 time.sleep(delay)

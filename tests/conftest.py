@@ -6,8 +6,12 @@ from tests.helpers import FIXTURES
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true", default=False,
-                     help="rewrite tests/golden/ from the current transformer (review the diff!)")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/ from the current transformer (review the diff!)",
+    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -18,9 +18,7 @@ FIXTURES = SHARED / "fixtures" / "elyra"
 SCHEMAS = SHARED / "schemas"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
-ARGO_FIXTURES = sorted(
-    p for p in FIXTURES.glob("*.yaml") if "kfp-v2-ir" not in p.name
-)
+ARGO_FIXTURES = sorted(p for p in FIXTURES.glob("*.yaml") if "kfp-v2-ir" not in p.name)
 ELYRA_FIXTURES = [p for p in ARGO_FIXTURES if p.name.startswith("elyra-")]
 SCHEMA_FILES = sorted(SCHEMAS.glob("argo-workflows-*.schema.json"))
 
@@ -46,7 +44,10 @@ def _close(node: Any) -> None:
 
 def _widen(definitions: dict[str, Any]) -> None:
     """Argo's Go types take numbers where the schema says string (README: known false positives)."""
-    for name in ("io.k8s.apimachinery.pkg.util.intstr.IntOrString", "io.k8s.apimachinery.pkg.api.resource.Quantity"):
+    for name in (
+        "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
+        "io.k8s.apimachinery.pkg.api.resource.Quantity",
+    ):
         if name in definitions:
             definitions[name] = {"type": ["string", "integer", "number"]}
 

@@ -18,8 +18,13 @@ FIXTURE = FIXTURES / "elyra-4.0.0-three-node.yaml"
 
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "transformer.cli", "transform", *args], input=stdin,
-                          capture_output=True, check=False, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "transformer.cli", "transform", *args],
+        input=stdin,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
 
 
 def _package(tmp_path: Path, fmt: str) -> Path:
@@ -65,7 +70,7 @@ class TestTransformCommand:
         assert run(str(FIXTURE), "-o", str(out)).returncode == 0
         assert run(str(out), "--check").returncode == 0
 
-    def test_unchanged_input_is_written_back_byte_for_byte(self, tmp_path):
+    def test_unchanged_input_is_written_back_byte_for_byte(self):
         """A pipeline with no Elyra node is written back exactly as read."""
         plain = FIXTURES / "kfp-1.8.24-plain-two-step.yaml"
         proc = run(str(plain))
@@ -136,9 +141,12 @@ class TestBadInput:
         """-o onto the input, onto a directory, or in another format: refused, input intact."""
         src = tmp_path / "in.yaml"
         src.write_bytes(FIXTURE.read_bytes())
-        for target, message in ((src, b"is the input file"), (tmp_path, b"is a directory"),
-                                (tmp_path / "x.zip", b"keep the input's format"),
-                                (tmp_path / "no" / "x.yaml", b"does not exist")):
+        for target, message in (
+            (src, b"is the input file"),
+            (tmp_path, b"is a directory"),
+            (tmp_path / "x.zip", b"keep the input's format"),
+            (tmp_path / "no" / "x.yaml", b"does not exist"),
+        ):
             proc = run(str(src), "-o", str(target))
             assert proc.returncode == 1 and message in proc.stderr, proc.stderr
         assert src.read_bytes() == FIXTURE.read_bytes()

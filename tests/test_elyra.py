@@ -11,14 +11,50 @@ from transformer._elyra import NodeParseError, read_elyra_node
 
 # (fixture, template) -> (kind, run dir, log file, outputs, version label)
 EXPECTED = {
-    ("elyra-2.0.0-three-node.yaml", "load-data"): ("python", "jupyter-work-dir", "load_data.log", ("data.csv",), "2.x (kfp-notebook 0.18.0)"),
-    ("elyra-2.2.4-three-node.yaml", "report"): ("r", "jupyter-work-dir", "report.log", ("report.txt",), "2.x (kfp-notebook 0.23.0)"),
-    ("elyra-3.12.0-three-node.yaml", "train"): ("notebook", "jupyter-work-dir", None, ("model.pkl", "metrics/*.json"), "3.12.0"),
-    ("elyra-3.13.0-three-node.yaml", "run-a-file"): ("python", "jupyter-work-dir", "load_data.log", ("data.csv",), "3.13.0"),
+    ("elyra-2.0.0-three-node.yaml", "load-data"): (
+        "python",
+        "jupyter-work-dir",
+        "load_data.log",
+        ("data.csv",),
+        "2.x (kfp-notebook 0.18.0)",
+    ),
+    ("elyra-2.2.4-three-node.yaml", "report"): (
+        "r",
+        "jupyter-work-dir",
+        "report.log",
+        ("report.txt",),
+        "2.x (kfp-notebook 0.23.0)",
+    ),
+    ("elyra-3.12.0-three-node.yaml", "train"): (
+        "notebook",
+        "jupyter-work-dir",
+        None,
+        ("model.pkl", "metrics/*.json"),
+        "3.12.0",
+    ),
+    ("elyra-3.13.0-three-node.yaml", "run-a-file"): (
+        "python",
+        "jupyter-work-dir",
+        "load_data.log",
+        ("data.csv",),
+        "3.13.0",
+    ),
     ("elyra-3.15.0-three-node.yaml", "run-a-file-3"): ("r", ".", "report.log", ("report.txt",), "3.15.0"),
     ("elyra-4.0.0-three-node.yaml", "run-a-file"): ("python", ".", "load_data.log", ("data.csv",), "4.0.0"),
-    ("elyra-4.0.0-three-node-crio.yaml", "run-a-file-2"): ("notebook", ".", None, ("model.pkl", "metrics/*.json"), "4.0.0"),
-    ("elyra-4.0.0-three-node-cos-secret.yaml", "run-a-file"): ("python", ".", "load_data.log", ("data.csv",), "4.0.0"),
+    ("elyra-4.0.0-three-node-crio.yaml", "run-a-file-2"): (
+        "notebook",
+        ".",
+        None,
+        ("model.pkl", "metrics/*.json"),
+        "4.0.0",
+    ),
+    ("elyra-4.0.0-three-node-cos-secret.yaml", "run-a-file"): (
+        "python",
+        ".",
+        "load_data.log",
+        ("data.csv",),
+        "4.0.0",
+    ),
 }
 
 
@@ -39,7 +75,12 @@ class TestReadElyraNode:
         assert node is not None
         kind, run_dir, log, outputs, version = EXPECTED[(fixture, name)]
         assert (node.kind, node.run_dir, node.log_file, node.outputs, node.version_label) == (
-            kind, run_dir, log, outputs, version)
+            kind,
+            run_dir,
+            log,
+            outputs,
+            version,
+        )
         assert node.cos_bucket == "elyra-bucket"
         assert node.cos_endpoint == "http://127.0.0.1:9123"
 
@@ -60,7 +101,9 @@ class TestReadElyraNode:
         """A labelled node whose script has an unterminated quote is an error naming the template."""
         index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
         template = copy.deepcopy(template)
-        template["container"]["args"][0] = template["container"]["args"][0].replace("--outputs 'data.csv'", "--outputs 'data.csv")
+        template["container"]["args"][0] = template["container"]["args"][0].replace(
+            "--outputs 'data.csv'", "--outputs 'data.csv"
+        )
         with pytest.raises(NodeParseError, match=r"spec\.templates\[0\]\.container\.args: .*quote"):
             read_elyra_node(template, index)
 
@@ -68,7 +111,9 @@ class TestReadElyraNode:
         """An --outputs value that needs a shell expansion is not guessed."""
         index, template = _template("elyra-3.13.0-three-node.yaml", "run-a-file")
         template = copy.deepcopy(template)
-        template["container"]["args"][0] = template["container"]["args"][0].replace("--outputs 'data.csv'", '--outputs "$OUT"')
+        template["container"]["args"][0] = template["container"]["args"][0].replace(
+            "--outputs 'data.csv'", '--outputs "$OUT"'
+        )
         with pytest.raises(NodeParseError, match="only known at run time"):
             read_elyra_node(template, index)
 
@@ -77,7 +122,9 @@ class TestReadElyraNode:
         index, template = _template("elyra-3.13.0-three-node.yaml", "run-a-file")
         template = copy.deepcopy(template)
         args = template["container"]["args"][0]
-        template["container"]["args"][0] = args.replace("mkdir -p ./jupyter-work-dir && cd ./jupyter-work-dir",
-                                                        "mkdir -p /opt/app-root/src/jupyter-work-dir && cd /opt/app-root/src/jupyter-work-dir")
+        template["container"]["args"][0] = args.replace(
+            "mkdir -p ./jupyter-work-dir && cd ./jupyter-work-dir",
+            "mkdir -p /opt/app-root/src/jupyter-work-dir && cd /opt/app-root/src/jupyter-work-dir",
+        )
         node = read_elyra_node(template, index)
         assert node is not None and node.run_dir == "/opt/app-root/src/jupyter-work-dir"

@@ -23,10 +23,18 @@ configs = st.fixed_dictionaries(
     {},
     optional={
         "unbuffered": st.booleans(),
-        "work_dir": st.fixed_dictionaries({}, optional={"enabled": st.booleans(), "mount_path": st.sampled_from(["/w", "/a/b/c"])}),
+        "work_dir": st.fixed_dictionaries(
+            {}, optional={"enabled": st.booleans(), "mount_path": st.sampled_from(["/w", "/a/b/c"])}
+        ),
         "sidecar": st.fixed_dictionaries({}, optional={"enabled": st.booleans(), "mirror": st.booleans()}),
-        "artifacts": st.fixed_dictionaries({}, optional={"wildcards": st.sampled_from(["directory", "skip"]),
-                                                         "log": st.booleans(), "outputs": st.booleans()}),
+        "artifacts": st.fixed_dictionaries(
+            {},
+            optional={
+                "wildcards": st.sampled_from(["directory", "skip"]),
+                "log": st.booleans(),
+                "outputs": st.booleans(),
+            },
+        ),
         "lineage": st.fixed_dictionaries({}, optional={"enabled": st.booleans()}),
     },
 )
@@ -48,7 +56,11 @@ def workflows(draw: st.DrawFn, *, unknown_keys: bool) -> dict[str, Any]:
         templates.append(template)
     chain = draw(st.booleans())
     tasks = [
-        {"name": t["name"], "template": t["name"], **({"dependencies": [templates[i - 1]["name"]]} if chain and i else {})}
+        {
+            "name": t["name"],
+            "template": t["name"],
+            **({"dependencies": [templates[i - 1]["name"]]} if chain and i else {}),
+        }
         for i, t in enumerate(templates)
     ]
     workflow: dict[str, Any] = {
@@ -95,7 +107,7 @@ class TestProperties:
     @_SETTINGS
     @given(workflows(unknown_keys=False), configs)
     def test_output_valid_and_artifacts_sane(self, workflow, config_data):
-        """Valid against all four schemas (strict); artifact names valid and unique; paths under the run dir."""
+        """Valid against all four schemas (strict); artifact names valid, unique, under the run dir."""
         result = transform(workflow, config_from_mapping(config_data))
         for schema in SCHEMA_FILES:
             assert schema_errors(result.workflow, schema) == []
@@ -108,7 +120,7 @@ class TestProperties:
             original = workflow["spec"]["templates"][index]
             if template["name"] in run_dirs and run_dirs[template["name"]]:
                 run_dir = run_dirs[template["name"]]
-                added = template["outputs"]["artifacts"][len(original["outputs"]["artifacts"]):]
+                added = template["outputs"]["artifacts"][len(original["outputs"]["artifacts"]) :]
                 assert all(a["path"].startswith(run_dir.rstrip("/") + "/") for a in added)
             elif template["name"] not in run_dirs and "dag" not in template:
                 assert template == original  # not transformed: byte-for-byte the same object content
@@ -118,6 +130,9 @@ class TestProperties:
     def test_every_elyra_node_is_found(self, workflow):
         """Each template that reads as an Elyra node appears in the report exactly once."""
         result = transform(workflow)
-        expected = sorted(t["name"] for i, t in enumerate(workflow["spec"]["templates"])
-                          if "container" in t and read_elyra_node(t, i) is not None)
+        expected = sorted(
+            t["name"]
+            for i, t in enumerate(workflow["spec"]["templates"])
+            if "container" in t and read_elyra_node(t, i) is not None
+        )
         assert sorted(n.template for n in result.nodes) == expected

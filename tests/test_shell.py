@@ -11,7 +11,11 @@ class TestParseScript:
     def test_and_chain_splits_into_commands(self):
         """`&&` separates simple commands and is kept as their terminator."""
         cmds = parse_script("mkdir -p ./a && cd ./a && python3 x.py --f 'v'")
-        assert [c.argv for c in cmds] == [["mkdir", "-p", "./a"], ["cd", "./a"], ["python3", "x.py", "--f", "v"]]
+        assert [c.argv for c in cmds] == [
+            ["mkdir", "-p", "./a"],
+            ["cd", "./a"],
+            ["python3", "x.py", "--f", "v"],
+        ]
         assert [c.terminator for c in cmds] == ["&&", "&&", ""]
 
     def test_quotes_are_removed_per_posix(self):
@@ -24,8 +28,13 @@ class TestParseScript:
         """`$x`, `${x}` and `$(...)` are kept raw and flagged; single-quoted `$` is not."""
         (cmd,) = parse_script("""echo "p=$lr" ${x} $(date) '$not' $0""")
         flags = [(w.value, w.dynamic, w.refs) for w in cmd.words[1:]]
-        assert flags == [("p=$lr", True, ("lr",)), ("${x}", True, ("x",)), ("$(date)", True, ("$(",)),
-                         ("$not", False, ()), ("$0", True, ("0",))]
+        assert flags == [
+            ("p=$lr", True, ("lr",)),
+            ("${x}", True, ("x",)),
+            ("$(date)", True, ("$(",)),
+            ("$not", False, ()),
+            ("$0", True, ("0",)),
+        ]
 
     def test_newlines_separate_commands_and_assignments_are_recognised(self):
         """Elyra 3.14+ scripts: `x="$0"` lines then one `sh -c` per line."""
@@ -66,8 +75,12 @@ class TestParseScript:
 class TestChangeDirectory:
     @pytest.mark.parametrize(
         ("cwd", "target", "expected"),
-        [(".", "./jupyter-work-dir/", "jupyter-work-dir"), (".", "/opt/app", "/opt/app"),
-         ("a/b", "..", "a"), ("/x", "y/./z", "/x/y/z")],
+        [
+            (".", "./jupyter-work-dir/", "jupyter-work-dir"),
+            (".", "/opt/app", "/opt/app"),
+            ("a/b", "..", "a"),
+            ("/x", "y/./z", "/x/y/z"),
+        ],
     )
     def test_cd_resolves_like_the_shell(self, cwd, target, expected):
         """Relative targets join the current directory; absolute ones replace it."""

@@ -209,13 +209,24 @@ class TestFollowing:
 
     @pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux unshare not available")
     def test_as_pid_1_sigterm_is_handled(self, tmp_path):
-        """As PID 1 of its own PID namespace (as under Argo's docker executor) SIGTERM still drains and exits 0."""
-        probe = subprocess.run(["unshare", "--pid", "--fork", "--kill-child", "true"], capture_output=True, check=False)
+        """As PID 1 of its own PID namespace (Argo's docker executor) SIGTERM still drains and exits 0."""
+        probe = subprocess.run(
+            ["unshare", "--pid", "--fork", "--kill-child", "true"], capture_output=True, check=False
+        )
         if probe.returncode != 0:
             pytest.skip(f"cannot create a PID namespace here: {probe.stderr.decode().strip()}")
         (tmp_path / "a.log").write_bytes(b"pid1\npartial")
-        sc = SidecarProcess("--dir", str(tmp_path), "--file", "a.log", "--idle-flush", "60",
-                            "--diagnostics", "json", prefix=["unshare", "--pid", "--fork", "--kill-child"])
+        sc = SidecarProcess(
+            "--dir",
+            str(tmp_path),
+            "--file",
+            "a.log",
+            "--idle-flush",
+            "60",
+            "--diagnostics",
+            "json",
+            prefix=["unshare", "--pid", "--fork", "--kill-child"],
+        )
         assert wait_for(lambda: sc.out == b"pid1\n")
         assert wait_for(lambda: '"pid": 1' in sc.err), sc.err
         # Signal the namespace's PID 1 (the sidecar), not the unshare parent.

@@ -18,9 +18,22 @@ def bucket(s3_server):
 
 
 def mirrored(server, directory, key, *extra, env=None):
-    return SidecarProcess("--dir", str(directory), "--file", "a.log", "--endpoint", server.endpoint,
-                          "--bucket", BUCKET, "--key", key, "--upload-interval", "0.2", *extra,
-                          env=server.env if env is None else env)
+    return SidecarProcess(
+        "--dir",
+        str(directory),
+        "--file",
+        "a.log",
+        "--endpoint",
+        server.endpoint,
+        "--bucket",
+        BUCKET,
+        "--key",
+        key,
+        "--upload-interval",
+        "0.2",
+        *extra,
+        env=server.env if env is None else env,
+    )
 
 
 class TestMirror:
@@ -67,9 +80,23 @@ class TestMirror:
         port = s.getsockname()[1]
         s.close()
         (tmp_path / "a.log").write_bytes(b"still streamed\n")
-        sc = SidecarProcess("--dir", str(tmp_path), "--file", "a.log", "--endpoint", f"http://127.0.0.1:{port}",
-                            "--bucket", BUCKET, "--key", "k.log", "--upload-interval", "0.2",
-                            "--shutdown-deadline", "2", env={"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+        sc = SidecarProcess(
+            "--dir",
+            str(tmp_path),
+            "--file",
+            "a.log",
+            "--endpoint",
+            f"http://127.0.0.1:{port}",
+            "--bucket",
+            BUCKET,
+            "--key",
+            "k.log",
+            "--upload-interval",
+            "0.2",
+            "--shutdown-deadline",
+            "2",
+            env={"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"},
+        )
         assert wait_for(lambda: sc.out == b"still streamed\n")
         assert wait_for(lambda: '"upload_failed"' in sc.err, timeout=10)
         rc, elapsed = sc.terminate()
@@ -78,10 +105,16 @@ class TestMirror:
 
     def test_bad_credentials_reported_without_the_secret(self, bucket, tmp_path):
         """Wrong secret: upload_failed with the S3 error code, the secret never printed, exit 0."""
-        secret = "very-secret-value-123"
+        secret = "very-secret-value-123"  # noqa: S105 - a wrong secret, to check it is never printed
         (tmp_path / "a.log").write_bytes(b"x\n")
-        sc = mirrored(bucket, tmp_path, "bad/a.log", "--shutdown-deadline", "3",
-                      env={"AWS_ACCESS_KEY_ID": "minio", "AWS_SECRET_ACCESS_KEY": secret})
+        sc = mirrored(
+            bucket,
+            tmp_path,
+            "bad/a.log",
+            "--shutdown-deadline",
+            "3",
+            env={"AWS_ACCESS_KEY_ID": "minio", "AWS_SECRET_ACCESS_KEY": secret},
+        )
         assert wait_for(lambda: '"upload_failed"' in sc.err, timeout=10)
         rc, _ = sc.terminate()
         assert rc == 0
@@ -92,8 +125,19 @@ class TestMirror:
     def test_missing_credentials_disable_mirroring_with_a_reason(self, tmp_path):
         """Without AWS_* in the env the sidecar still streams, and says why it does not mirror."""
         (tmp_path / "a.log").write_bytes(b"y\n")
-        sc = SidecarProcess("--dir", str(tmp_path), "--file", "a.log", "--endpoint", "http://127.0.0.1:9",
-                            "--bucket", BUCKET, "--key", "k", env={})
+        sc = SidecarProcess(
+            "--dir",
+            str(tmp_path),
+            "--file",
+            "a.log",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--bucket",
+            BUCKET,
+            "--key",
+            "k",
+            env={},
+        )
         assert wait_for(lambda: sc.out == b"y\n")
         assert sc.terminate()[0] == 0
         assert '"mirror_disabled"' in sc.err and "AWS_ACCESS_KEY_ID" in sc.err

@@ -25,8 +25,9 @@ def _templates(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 class TestGolden:
-    @pytest.mark.parametrize(("path", "variant", "config"), GOLDEN_CASES,
-                             ids=[f"{p.stem}-{v}" for p, v, _ in GOLDEN_CASES])
+    @pytest.mark.parametrize(
+        ("path", "variant", "config"), GOLDEN_CASES, ids=[f"{p.stem}-{v}" for p, v, _ in GOLDEN_CASES]
+    )
     def test_matches_reviewed_golden_file(self, request, path, variant, config):
         """The output equals the committed, reviewed file (regenerate: pytest --update-golden)."""
         result = transform(load_fixture(path), config_from_mapping(config))
@@ -50,7 +51,7 @@ class TestGolden:
     def test_v2_ir_gets_the_clear_error(self):
         """Elyra 4.1's KFP v2 IR is refused with a message that names v2 and the in-cluster mode."""
         ir = next(yaml.safe_load_all((FIXTURES / "elyra-4.1.1-three-node-kfp-v2-ir.yaml").read_text()))
-        with pytest.raises(WorkflowError, match="KFP v2 .*in-cluster"):
+        with pytest.raises(WorkflowError, match=r"KFP v2 .*in-cluster"):
             transform(ir)
 
 
@@ -70,12 +71,16 @@ class TestRewrite:
 
     def test_existing_pythonunbuffered_is_kept(self):
         """A node that sets PYTHONUNBUFFERED itself keeps its value."""
-        self.workflow["spec"]["templates"][0]["container"]["env"].append({"name": "PYTHONUNBUFFERED", "value": "0"})
+        self.workflow["spec"]["templates"][0]["container"]["env"].append(
+            {"name": "PYTHONUNBUFFERED", "value": "0"}
+        )
         env = transform(self.workflow).workflow["spec"]["templates"][0]["container"]["env"]
-        assert [e for e in env if e["name"] == "PYTHONUNBUFFERED"] == [{"name": "PYTHONUNBUFFERED", "value": "0"}]
+        assert [e for e in env if e["name"] == "PYTHONUNBUFFERED"] == [
+            {"name": "PYTHONUNBUFFERED", "value": "0"}
+        ]
 
     def test_sidecar_gets_credentials_and_nothing_else_of_main_env(self):
-        """secretKeyRef credentials are copied as they are; DB_PASSWORD or DATASET_URL never reach the sidecar."""
+        """secretKeyRef credentials are copied as they are; DB_PASSWORD or DATASET_URL never reach it."""
         workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node-cos-secret.yaml")
         templates = _templates(transform(workflow).workflow)
         (sidecar,) = templates["run-a-file"]["sidecars"]
@@ -83,11 +88,16 @@ class TestRewrite:
         assert sidecar["env"] == [main_env["AWS_ACCESS_KEY_ID"], main_env["AWS_SECRET_ACCESS_KEY"]]
         assert "secretKeyRef" in sidecar["env"][0]["valueFrom"]
         assert sidecar["command"] == ["elyra-sidecar", "tail"]
-        assert sidecar["volumeMounts"] == [{"name": "elyra-sidecar-work", "mountPath": "/elyra-sidecar/work",
-                                            "readOnly": True}]
+        assert sidecar["volumeMounts"] == [
+            {"name": "elyra-sidecar-work", "mountPath": "/elyra-sidecar/work", "readOnly": True}
+        ]
         ctx = sidecar["securityContext"]
-        assert ctx["runAsNonRoot"] and ctx["readOnlyRootFilesystem"] and ctx["capabilities"] == {"drop": ["ALL"]}
-        assert ctx["allowPrivilegeEscalation"] is False and ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert (
+            ctx["runAsNonRoot"] and ctx["readOnlyRootFilesystem"] and ctx["capabilities"] == {"drop": ["ALL"]}
+        )
+        assert ctx["allowPrivilegeEscalation"] is False and ctx["seccompProfile"] == {
+            "type": "RuntimeDefault"
+        }
 
     def test_sidecar_args_name_dir_file_and_key_like_the_bootstrapper(self):
         """<= 3.13 runs in jupyter-work-dir; the key is <cos-directory>/<name>.log."""
@@ -139,7 +149,9 @@ class TestRewrite:
     def test_wildcard_over_the_whole_directory_is_never_archived(self):
         """`*.csv` would archive the bootstrapper's whole directory: skipped with a warning."""
         t = self.workflow["spec"]["templates"][0]
-        t["container"]["args"][0] = t["container"]["args"][0].replace("--outputs 'data.csv'", "--outputs '*.csv;../up.txt'")
+        t["container"]["args"][0] = t["container"]["args"][0].replace(
+            "--outputs 'data.csv'", "--outputs '*.csv;../up.txt'"
+        )
         result = transform(self.workflow)
         report = result.nodes[0]
         assert len(report.warnings) == 2
@@ -149,17 +161,27 @@ class TestRewrite:
     def test_artifact_names_stay_unique(self):
         """Outputs that sanitise to the same name get suffixes, never duplicates."""
         t = self.workflow["spec"]["templates"][0]
-        t["container"]["args"][0] = t["container"]["args"][0].replace("--outputs 'data.csv'", "--outputs 'data.csv;data-csv;script-log'")
+        t["container"]["args"][0] = t["container"]["args"][0].replace(
+            "--outputs 'data.csv'", "--outputs 'data.csv;data-csv;script-log'"
+        )
         artifacts = _templates(transform(self.workflow).workflow)["run-a-file"]["outputs"]["artifacts"]
         names = [a["name"] for a in artifacts]
         assert len(names) == len(set(names)) == 6
 
     def test_every_step_can_be_switched_off(self):
         """With every switch off only the marker annotation is added."""
-        config = config_from_mapping({"work_dir": {"enabled": False}, "unbuffered": False,
-                                      "sidecar": {"enabled": False}, "artifacts": {"enabled": False}})
+        config = config_from_mapping(
+            {
+                "work_dir": {"enabled": False},
+                "unbuffered": False,
+                "sidecar": {"enabled": False},
+                "artifacts": {"enabled": False},
+            }
+        )
         result = transform(self.workflow, config)
-        for before, after in zip(self.workflow["spec"]["templates"][:3], result.workflow["spec"]["templates"][:3], strict=True):
+        for before, after in zip(
+            self.workflow["spec"]["templates"][:3], result.workflow["spec"]["templates"][:3], strict=True
+        ):
             stripped = copy.deepcopy(after)
             del stripped["metadata"]["annotations"]["elyra-sidecar/transformed"]
             assert stripped == before
@@ -172,10 +194,21 @@ class TestRewrite:
 
     def test_config_changes_sidecar_name_image_and_resources(self):
         """Sidecar name, image and resources come from the config."""
-        config = config_from_mapping({"sidecar": {"name": "logs", "image": "registry.local/s:1",
-                                                  "resources": {"requests": {"cpu": "5m"}}}})
+        config = config_from_mapping(
+            {
+                "sidecar": {
+                    "name": "logs",
+                    "image": "registry.local/s:1",
+                    "resources": {"requests": {"cpu": "5m"}},
+                }
+            }
+        )
         (sidecar,) = _templates(transform(self.workflow, config).workflow)["run-a-file"]["sidecars"]
-        assert (sidecar["name"], sidecar["image"], sidecar["resources"]) == ("logs", "registry.local/s:1", {"requests": {"cpu": "5m"}})
+        assert (sidecar["name"], sidecar["image"], sidecar["resources"]) == (
+            "logs",
+            "registry.local/s:1",
+            {"requests": {"cpu": "5m"}},
+        )
 
 
 class TestSelection:
@@ -196,10 +229,18 @@ class TestSelection:
         """--only-annotated: only templates with "true" (or a workflow-wide "true")."""
         self._annotate(2, "true")
         config = config_from_mapping({"selection": {"only_annotated": True}})
-        assert [n.status for n in transform(self.workflow, config).nodes] == ["not-selected", "not-selected", "transformed"]
+        assert [n.status for n in transform(self.workflow, config).nodes] == [
+            "not-selected",
+            "not-selected",
+            "transformed",
+        ]
         self.workflow["metadata"]["annotations"]["elyra-sidecar/inject"] = "true"
         self._annotate(0, "false")
-        assert [n.status for n in transform(self.workflow, config).nodes] == ["opted-out", "transformed", "transformed"]
+        assert [n.status for n in transform(self.workflow, config).nodes] == [
+            "opted-out",
+            "transformed",
+            "transformed",
+        ]
 
     def test_pod_metadata_annotation_selects_all(self):
         """spec.podMetadata annotations count as workflow-wide opt-in."""
@@ -225,14 +266,18 @@ class TestLineage:
         result = transform(workflow, config_from_mapping({"lineage": {"enabled": True}}))
         templates = _templates(result.workflow)
         inputs = templates["run-a-file-3"]["inputs"]["artifacts"]
-        assert {a["path"] for a in inputs} == {"/elyra-sidecar/inputs/run-a-file-2/model.pkl",
-                                               "/elyra-sidecar/inputs/run-a-file-2/metrics",
-                                               "/elyra-sidecar/inputs/run-a-file/data.csv"}
+        assert {a["path"] for a in inputs} == {
+            "/elyra-sidecar/inputs/run-a-file-2/model.pkl",
+            "/elyra-sidecar/inputs/run-a-file-2/metrics",
+            "/elyra-sidecar/inputs/run-a-file/data.csv",
+        }
         task = next(t for t in templates["three-node"]["dag"]["tasks"] if t["name"] == "run-a-file-3")
         froms = {a["from"] for a in task["arguments"]["artifacts"]}
-        assert froms == {"{{tasks.run-a-file-2.outputs.artifacts.model-pkl}}",
-                         "{{tasks.run-a-file-2.outputs.artifacts.metrics}}",
-                         "{{tasks.run-a-file.outputs.artifacts.data-csv}}"}
+        assert froms == {
+            "{{tasks.run-a-file-2.outputs.artifacts.model-pkl}}",
+            "{{tasks.run-a-file-2.outputs.artifacts.metrics}}",
+            "{{tasks.run-a-file.outputs.artifacts.data-csv}}",
+        }
         assert all(a["optional"] for a in inputs)
         # The input workflow's DAG is untouched.
         assert "artifacts" not in str(workflow["spec"]["templates"][3])

@@ -191,14 +191,18 @@ def _validate(config: Config) -> Config:
         raise ConfigError(f"sidecar.name: {config.sidecar.name!r} is reserved by Argo")
     if not _DNS_LABEL.match(config.work_dir.volume_name) or len(config.work_dir.volume_name) > 63:
         raise ConfigError(f"work_dir.volume_name: {config.work_dir.volume_name!r} is not a valid volume name")
-    for key, path in (("work_dir.mount_path", config.work_dir.mount_path),
-                      ("lineage.mount_path", config.lineage.mount_path)):
+    for key, path in (
+        ("work_dir.mount_path", config.work_dir.mount_path),
+        ("lineage.mount_path", config.lineage.mount_path),
+    ):
         if not path.startswith("/") or path.rstrip("/") == "":
             raise ConfigError(f"{key}: must be an absolute path other than /, got {path!r}")
     if config.lineage.mount_path.rstrip("/").startswith(config.work_dir.mount_path.rstrip("/") + "/") or (
         config.lineage.mount_path.rstrip("/") == config.work_dir.mount_path.rstrip("/")
     ):
-        raise ConfigError("lineage.mount_path: must lie outside work_dir.mount_path, where the bootstrapper runs")
+        raise ConfigError(
+            "lineage.mount_path: must lie outside work_dir.mount_path, where the bootstrapper runs"
+        )
     if config.sidecar.shutdown_deadline_seconds >= 30:
         raise ConfigError("sidecar.shutdown_deadline_seconds: must stay under Argo's 30 s grace period")
     return config

@@ -199,7 +199,7 @@ def _bootstrapper_url(script: str) -> str:
 
 
 def _version_from_url(url: str) -> tuple[str, tuple[int, int, int] | None]:
-    segments = url.split("?")[0].split("/")
+    segments = url.split("?", maxsplit=1)[0].split("/")
     source = "kfp-notebook" if "kfp-notebook" in segments else "elyra"
     for segment in segments:
         m = _VERSION_SEGMENT.match(segment)

@@ -9,7 +9,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import yaml
 
@@ -43,8 +43,11 @@ _Dumper.add_representer(str, _represent_str)
 
 
 def dump_yaml(data: Any) -> str:
-    return str(yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                         allow_unicode=True, width=100))
+    return str(
+        yaml.dump(
+            data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def _read_archive_member(raw: bytes, fmt: Format, where: str) -> bytes:
         raise InputError(f"{where}: damaged {fmt} archive ({exc})") from exc
 
 
-def load_input(source: str, stdin: io.BufferedReader | None = None) -> Loaded:
+def load_input(source: str, stdin: BinaryIO | None = None) -> Loaded:
     """Read `source` (a path, or `-` for standard input) and parse the Workflow in it."""
     if source == "-":
         if stdin is None:
@@ -138,8 +141,10 @@ def render_output(loaded: Loaded, workflow: Any, *, changed: bool) -> bytes:
         return text
     buffer = io.BytesIO()
     if loaded.fmt == "tar":
-        with tarfile.open(fileobj=io.BytesIO(loaded.raw), mode="r:*") as src, \
-                tarfile.open(fileobj=buffer, mode="w:gz") as dst:
+        with (
+            tarfile.open(fileobj=io.BytesIO(loaded.raw), mode="r:*") as src,
+            tarfile.open(fileobj=buffer, mode="w:gz") as dst,
+        ):
             for member in src.getmembers():
                 if member.name == PIPELINE_MEMBER:
                     info = tarfile.TarInfo(PIPELINE_MEMBER)
@@ -150,8 +155,10 @@ def render_output(loaded: Loaded, workflow: Any, *, changed: bool) -> bytes:
                 else:
                     dst.addfile(member, src.extractfile(member) if member.isfile() else None)
     else:
-        with zipfile.ZipFile(io.BytesIO(loaded.raw)) as src, \
-                zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        with (
+            zipfile.ZipFile(io.BytesIO(loaded.raw)) as src,
+            zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as dst,
+        ):
             for item in src.infolist():
                 data = text if item.filename == PIPELINE_MEMBER else src.read(item)
                 dst.writestr(item, data)
@@ -174,7 +181,7 @@ def check_output_path(output: str, loaded: Loaded) -> None:
         raise InputError(f"{output}: a {wanted} name for {loaded.fmt} input; keep the input's format")
 
 
-def write_output(output: str, data: bytes, stdout: io.BufferedWriter) -> None:
+def write_output(output: str, data: bytes, stdout: BinaryIO) -> None:
     """Write atomically: the output path holds either its old content or the whole new one."""
     if output == "-":
         stdout.write(data)

@@ -164,7 +164,7 @@ def _read_word(r: _Reader) -> Word:
     return Word("".join(out), dynamic=bool(refs), refs=tuple(refs))
 
 
-def _is_assignment(word: Word, raw: str) -> bool:
+def _is_assignment(raw: str) -> bool:
     name, sep, _ = raw.partition("=")
     return bool(sep) and bool(name) and name[0] in _NAME_START and all(c in _NAME_CHARS for c in name)
 
@@ -226,12 +226,14 @@ def parse_script(text: str) -> list[Command]:
         start = r.pos
         word = _read_word(r)
         raw = r.text[start : r.pos]
-        if not current.words and _is_assignment(word, raw):
+        if not current.words and _is_assignment(raw):
             current.assignments.append(word)
         else:
             current.words.append(word)
-    if commands and commands[-1].terminator in ("&&", "||", "|") and not (
-        current.words or current.assignments
+    if (
+        commands
+        and commands[-1].terminator in ("&&", "||", "|")
+        and not (current.words or current.assignments)
     ):
         raise ShellSyntaxError(f"script ends after {commands[-1].terminator!r}", len(text))
     finish("")
@@ -240,6 +242,4 @@ def parse_script(text: str) -> list[Command]:
 
 def change_directory(cwd: str, target: str) -> str:
     """The directory after `cd target` from `cwd` (POSIX paths; `cwd` may be relative to an unknown base)."""
-    joined = posixpath.join(cwd, target)
-    normalized = posixpath.normpath(joined)
-    return normalized
+    return posixpath.normpath(posixpath.join(cwd, target))

@@ -55,7 +55,8 @@ class Placement:
 
 def _main(template: dict[str, Any]) -> dict[str, Any]:
     container = template["container"]
-    assert isinstance(container, dict)  # read_elyra_node guarantees a container template
+    if not isinstance(container, dict):  # pragma: no cover - read_elyra_node guarantees a container
+        raise TypeError("not a container template")
     return container
 
 
@@ -148,16 +149,22 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
     env = _credential_env(main)
     if cfg.mirror:
         args += [
-            contract.ARG_ENDPOINT, node.cos_endpoint,
-            contract.ARG_BUCKET, node.cos_bucket,
-            contract.ARG_KEY, object_key(node.cos_directory, log_file),
-            contract.ARG_UPLOAD_INTERVAL, _number(cfg.upload_interval_seconds),
+            contract.ARG_ENDPOINT,
+            node.cos_endpoint,
+            contract.ARG_BUCKET,
+            node.cos_bucket,
+            contract.ARG_KEY,
+            object_key(node.cos_directory, log_file),
+            contract.ARG_UPLOAD_INTERVAL,
+            _number(cfg.upload_interval_seconds),
         ]
         if cfg.ca_bundle:
             args += [contract.ARG_CA_BUNDLE, cfg.ca_bundle]
     args += [
-        contract.ARG_SHUTDOWN_DEADLINE, _number(cfg.shutdown_deadline_seconds),
-        contract.ARG_FORMAT, cfg.log_format,
+        contract.ARG_SHUTDOWN_DEADLINE,
+        _number(cfg.shutdown_deadline_seconds),
+        contract.ARG_FORMAT,
+        cfg.log_format,
     ]
     mount: dict[str, Any] = {
         "name": place.shared_mount["name"],
@@ -179,7 +186,11 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
     sidecar["securityContext"] = copy.deepcopy(cfg.security_context)
     sidecar["volumeMounts"] = [mount]
     sidecars.append(sidecar)
-    mirrored = f", mirrored to s3://{node.cos_bucket}/{object_key(node.cos_directory, log_file)}" if cfg.mirror else ""
+    mirrored = (
+        f", mirrored to s3://{node.cos_bucket}/{object_key(node.cos_directory, log_file)}"
+        if cfg.mirror
+        else ""
+    )
     notes.added.append(f"sidecar {cfg.name} following {log_file}{mirrored}")
     return notes
 

@@ -87,7 +87,7 @@ def check_workflow(workflow: Any) -> None:
     if "pipelineInfo" in workflow or "deploymentSpec" in workflow or "root" in workflow:
         raise WorkflowError(
             "this is a KFP v2 pipeline spec (IR, Elyra 4.1+), not an Argo Workflow; "
-            "`transform` rewrites KFP v1 Workflows only (see docs: KFP v2 needs an in-cluster, Pod-level mode)"
+            "`transform` rewrites KFP v1 Workflows only (KFP v2 needs an in-cluster, Pod-level mode)"
         )
     api = str(workflow.get("apiVersion", ""))
     kind = workflow.get("kind")
@@ -203,7 +203,8 @@ def wire_input_artifacts(
             for entry in node.inputs:
                 producer = next(
                     (
-                        a for a in _ancestors(task_name, deps)
+                        a
+                        for a in _ancestors(task_name, deps)
                         if str(by_name[a].get("template")) in nodes
                         and entry in nodes[str(by_name[a].get("template"))][1].output_artifacts
                     ),
@@ -216,7 +217,9 @@ def wire_input_artifacts(
                 path = f"{config.lineage.mount_path.rstrip('/')}/{producer}/{relative}"
                 inputs.append({"name": name, "path": path, "optional": True})
                 arguments = task.setdefault("arguments", {}).setdefault("artifacts", [])
-                arguments.append({"name": name, "from": f"{{{{tasks.{producer}.outputs.artifacts.{produced}}}}}"})
+                arguments.append(
+                    {"name": name, "from": f"{{{{tasks.{producer}.outputs.artifacts.{produced}}}}}"}
+                )
                 notes[consumer].added.append(f"input artifact {name} <- {producer}.{produced} at {path}")
     return notes
 
@@ -244,8 +247,17 @@ def transform(workflow: Mapping[str, Any], config: Config | None = None) -> Tran
         except NodeParseError as exc:
             if config.strict:
                 raise
-            reports.append(NodeReport(name, _display_name(template), "unknown", "unknown", None, "unreadable",
-                                      warnings=(f"left untouched: {exc}",)))
+            reports.append(
+                NodeReport(
+                    name,
+                    _display_name(template),
+                    "unknown",
+                    "unknown",
+                    None,
+                    "unreadable",
+                    warnings=(f"left untouched: {exc}",),
+                )
+            )
             continue
         if node is None:  # pragma: no cover - is_elyra_candidate() said it is one
             continue
@@ -255,7 +267,9 @@ def transform(workflow: Mapping[str, Any], config: Config | None = None) -> Tran
         else:
             status = _selection(workflow, template, config)
         if status is not None:
-            reports.append(NodeReport(name, _display_name(template), node.version_label, node.kind, None, status))
+            reports.append(
+                NodeReport(name, _display_name(template), node.version_label, node.kind, None, status)
+            )
             continue
         if new_templates is None:
             new_templates = list(templates_of(workflow))
@@ -282,8 +296,18 @@ def transform(workflow: Mapping[str, Any], config: Config | None = None) -> Tran
     for name, (node, place) in rewritten.items():
         notes = node_notes[name]
         template = next(t for t in templates_of(out) if isinstance(t, dict) and t.get("name") == name)
-        reports.append(NodeReport(name, _display_name(template), node.version_label, node.kind, place.run_dir,
-                                  "transformed", tuple(notes.added), tuple(notes.warnings)))
+        reports.append(
+            NodeReport(
+                name,
+                _display_name(template),
+                node.version_label,
+                node.kind,
+                place.run_dir,
+                "transformed",
+                tuple(notes.added),
+                tuple(notes.warnings),
+            )
+        )
     order = {str(t.get("name")): i for i, t in enumerate(templates_of(workflow)) if isinstance(t, Mapping)}
     reports.sort(key=lambda r: order.get(r.template, 0))
     return TransformResult(workflow=out, nodes=tuple(reports), warnings=tuple(warnings))

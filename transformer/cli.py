@@ -29,21 +29,32 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("transform", help="rewrite an Elyra-compiled Workflow (YAML or KFP package)",
-                       description="Rewrite an Elyra-compiled Argo Workflow: shared work dir, log sidecar, "
-                                   "output artifacts. Reads YAML or a KFP package and writes the same format.")
-    t.add_argument("input", nargs="?", default="-", help="Workflow YAML, .tar.gz/.tgz/.zip package, or - (stdin)")
+    t = sub.add_parser(
+        "transform",
+        help="rewrite an Elyra-compiled Workflow (YAML or KFP package)",
+        description="Rewrite an Elyra-compiled Argo Workflow: shared work dir, log sidecar, "
+        "output artifacts. Reads YAML or a KFP package and writes the same format.",
+    )
+    t.add_argument(
+        "input", nargs="?", default="-", help="Workflow YAML, .tar.gz/.tgz/.zip package, or - (stdin)"
+    )
     t.add_argument("-o", "--output", default="-", help="where to write the result (default: stdout)")
     t.add_argument("--config", help="YAML config file (see docs/configuration.md)")
     t.add_argument("--check", action="store_true", help="write nothing; exit 1 if the input would change")
-    t.add_argument("--report", choices=("text", "json"), default="text", help="format of the report on stderr")
-    t.add_argument("--only-annotated", action="store_true",
-                   help='transform only nodes (or workflows) annotated elyra-sidecar/inject: "true"')
+    t.add_argument(
+        "--report", choices=("text", "json"), default="text", help="format of the report on stderr"
+    )
+    t.add_argument(
+        "--only-annotated",
+        action="store_true",
+        help='transform only nodes (or workflows) annotated elyra-sidecar/inject: "true"',
+    )
     t.add_argument("--strict", action="store_true", help="exit 1 on an Elyra node that cannot be read")
     t.add_argument("--quiet", "-q", action="store_true", help="no report on stderr")
 
-    sub.add_parser("tail", help="(in the pod) follow the script log; see `elyra-sidecar tail --help`",
-                   add_help=False)
+    sub.add_parser(
+        "tail", help="(in the pod) follow the script log; see `elyra-sidecar tail --help`", add_help=False
+    )
     return parser
 
 
@@ -72,13 +83,13 @@ def _report_text(result: TransformResult, out: TextIO) -> None:
         for n in result.nodes
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+    out.writelines(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n"
+        for row in rows
+    )
     for node in result.nodes:
-        for warning in node.warnings:
-            out.write(f"warning: {node.template}: {warning}\n")
-    for warning in result.warnings:
-        out.write(f"warning: {warning}\n")
+        out.writelines(f"warning: {node.template}: {warning}\n" for warning in node.warnings)
+    out.writelines(f"warning: {warning}\n" for warning in result.warnings)
 
 
 def _transform_command(args: argparse.Namespace) -> int:
@@ -88,7 +99,9 @@ def _transform_command(args: argparse.Namespace) -> int:
 
         config = replace(
             config,
-            selection=replace(config.selection, only_annotated=config.selection.only_annotated or args.only_annotated),
+            selection=replace(
+                config.selection, only_annotated=config.selection.only_annotated or args.only_annotated
+            ),
             strict=config.strict or args.strict,
         )
     loaded = load_input(args.input, sys.stdin.buffer)
@@ -97,8 +110,11 @@ def _transform_command(args: argparse.Namespace) -> int:
     result = transform(loaded.workflow, config)
     if not args.quiet:
         if args.report == "json":
-            payload = {"changed": result.changed, "nodes": [asdict(n) for n in result.nodes],
-                       "warnings": list(result.warnings)}
+            payload = {
+                "changed": result.changed,
+                "nodes": [asdict(n) for n in result.nodes],
+                "warnings": list(result.warnings),
+            }
             sys.stderr.write(json.dumps(payload, indent=2) + "\n")
         else:
             _report_text(result, sys.stderr)

@@ -24,18 +24,24 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
 class SidecarProcess:
     """`python -m sidecar ...` with stdout collected (bytes, with arrival times) by a reader thread."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None
+    ) -> None:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen(
             [*(prefix or []), sys.executable, "-m", "sidecar", "--diagnostics", "json", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
         )
         self._chunks: list[tuple[float, bytes]] = []
         self._lock = threading.Lock()
         self._err: list[bytes] = []
-        self._threads = [threading.Thread(target=self._pump, daemon=True),
-                         threading.Thread(target=self._pump_err, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._pump, daemon=True),
+            threading.Thread(target=self._pump_err, daemon=True),
+        ]
         for t in self._threads:
             t.start()
 
@@ -74,7 +80,9 @@ class SidecarProcess:
         return None
 
     def wait_started(self, timeout: float = 10.0) -> None:
-        assert wait_for(lambda: '"watching"' in self.err or '"watch_fallback_polling"' in self.err, timeout), self.err
+        assert wait_for(
+            lambda: '"watching"' in self.err or '"watch_fallback_polling"' in self.err, timeout
+        ), self.err
 
     def terminate(self, timeout: float = 15.0) -> tuple[int, float]:
         """SIGTERM, as Argo sends it; returns (exit code, seconds to exit)."""
@@ -87,7 +95,7 @@ class SidecarProcess:
         return rc, elapsed
 
 
-WRITER = r'''
+WRITER = r"""
 import os, sys, time
 path, mode = sys.argv[1], sys.argv[2]
 if mode == "slow":
@@ -109,7 +117,7 @@ elif mode == "forever":
             i += 1
             if i % 100 == 0:
                 time.sleep(0.001)
-'''
+"""
 
 
 def start_writer(path: Path, mode: str, *args: str) -> subprocess.Popen[bytes]:

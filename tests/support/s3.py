@@ -57,7 +57,7 @@ class S3Server:
         return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
 
     def client(self) -> Any:
-        from minio import Minio  # noqa: PLC0415
+        from minio import Minio
 
         return Minio(f"127.0.0.1:{self.port}", access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False)
 
@@ -67,7 +67,7 @@ class S3Server:
             client.make_bucket(name)
 
     def get(self, bucket: str, key: str) -> bytes | None:
-        from minio.error import S3Error  # noqa: PLC0415
+        from minio.error import S3Error
 
         try:
             response = self.client().get_object(bucket, key)
@@ -93,26 +93,48 @@ def start_s3(timeout: float = 60.0) -> S3Server:
     """Start SeaweedFS (master, volume, filer, S3) on free 127.0.0.1 ports and wait until S3 answers."""
     data_dir = tempfile.mkdtemp(prefix="elyra-sidecar-s3-")
     config = Path(data_dir) / "s3.json"
-    config.write_text(json.dumps({"identities": [{
-        "name": "test",
-        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }]}))
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "test",
+                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
     master, volume, filer, s3 = _free_ports(4)
     grpc = _free_ports(4)
     log_path = str(Path(data_dir) / "weed.log")
     args = [
-        _weed(), "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={master}", f"-master.port.grpc={grpc[0]}",
-        f"-volume.port={volume}", f"-volume.port.grpc={grpc[1]}",
-        f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
-        "-s3", f"-s3.port={s3}", f"-s3.port.grpc={grpc[3]}", f"-s3.config={config}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false", "-volume.max=20",
+        _weed(),
+        "server",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-master.port.grpc={grpc[0]}",
+        f"-volume.port={volume}",
+        f"-volume.port.grpc={grpc[1]}",
+        f"-filer.port={filer}",
+        f"-filer.port.grpc={grpc[2]}",
+        "-s3",
+        f"-s3.port={s3}",
+        f"-s3.port.grpc={grpc[3]}",
+        f"-s3.config={config}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.telemetry=false",
+        "-volume.max=20",
         f"-filer.localSocket={data_dir}/filer.sock",
     ]
     with open(log_path, "wb") as log:  # noqa: PTH123 - handed to the child
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir, start_new_session=True
+        )
     server = S3Server(f"http://127.0.0.1:{s3}", s3, process, data_dir, log_path)
     deadline = time.monotonic() + timeout
     probe = "elyra-sidecar-probe"
