@@ -19,12 +19,29 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(f"shared fixtures not found at {FIXTURES} (set ELYRA_SIDECAR_SHARED)")
 
 
+# The Elyra fixtures were compiled against http://127.0.0.1:9123; the end-to-end runner executes their
+# commands unchanged, so the S3 server listens exactly there.
+FIXTURE_S3_PORT = 9123
+
+
 @pytest.fixture(scope="session")
 def s3_server():
-    """A real SeaweedFS S3 server on 127.0.0.1 for the whole session."""
+    """A real SeaweedFS S3 server on 127.0.0.1:9123 (the fixtures' --cos-endpoint) for the whole session."""
+    import socket
+
     from tests.support.s3 import start_s3
 
-    server = start_s3()
+    probe = socket.socket()
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as weed's listener does: TIME_WAIT is fine
+    try:
+        probe.bind(("127.0.0.1", FIXTURE_S3_PORT))
+    except OSError as exc:
+        pytest.fail(
+            f"127.0.0.1:{FIXTURE_S3_PORT} is taken ({exc}); the e2e tests need it for the fixtures' S3"
+        )
+    finally:
+        probe.close()
+    server = start_s3(port=FIXTURE_S3_PORT)
     try:
         yield server
     finally:

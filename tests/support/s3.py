@@ -89,8 +89,8 @@ class S3Server:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def start_s3(timeout: float = 60.0) -> S3Server:
-    """Start SeaweedFS (master, volume, filer, S3) on free 127.0.0.1 ports and wait until S3 answers."""
+def start_s3(timeout: float = 60.0, port: int | None = None) -> S3Server:
+    """Start SeaweedFS (master, volume, filer, S3) on 127.0.0.1 (S3 on `port`, or a free one)."""
     data_dir = tempfile.mkdtemp(prefix="elyra-sidecar-s3-")
     config = Path(data_dir) / "s3.json"
     config.write_text(
@@ -107,6 +107,7 @@ def start_s3(timeout: float = 60.0) -> S3Server:
         )
     )
     master, volume, filer, s3 = _free_ports(4)
+    s3 = port or s3
     grpc = _free_ports(4)
     log_path = str(Path(data_dir) / "weed.log")
     args = [
