@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The main job: set everything up, transform the bundled Elyra pipeline and run its first step live.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+exec .venv/bin/python examples/demo.py "$@"
