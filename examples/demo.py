@@ -46,9 +46,7 @@ def main() -> int:
         "Output artifacts: " + ", ".join(f"{a['name']} <- {a['path']}" for a in step["outputs"]["artifacts"])
     )
 
-    say(
-        "Preparing the stand-in container image and the real Elyra 3.15.0 bootstrapper (cached after the first run)"
-    )
+    say("Preparing the stand-in image and the real Elyra 3.15.0 bootstrapper (cached after the first run)")
     t0 = time.monotonic()
     elyra.image_python()
     elyra.bootstrapper("3.15.0")
@@ -59,7 +57,8 @@ def main() -> int:
     s3 = start_s3(port=node_endpoint_port)
     try:
         say(
-            "Running step 'Train' (progress.py) with the sidecar; its stdout is what `kubectl logs <pod> -c elyra-log` shows:"
+            "Running step 'Train' (progress.py) with the sidecar; its stdout is what "
+            "`kubectl logs <pod> -c elyra-log` shows:"
         )
         started = time.monotonic()
 
