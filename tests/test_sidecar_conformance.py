@@ -235,3 +235,14 @@ class TestFollowing:
         os.kill(pid, signal.SIGTERM)
         assert sc.proc.wait(timeout=10) == 0
         assert wait_for(lambda: sc.out == b"pid1\npartial")
+
+
+class TestNoWrites:
+    def test_writes_nothing_into_the_shared_volume(self, tmp_path):
+        """The sidecar only reads: the directory holds exactly what the writer put there."""
+        (tmp_path / "a.log").write_bytes(b"r\n")
+        before = sorted(p.name for p in tmp_path.iterdir())
+        sc = sidecar(tmp_path, "a.log", "b.log")
+        assert wait_for(lambda: sc.out == b"r\n")
+        sc.terminate()
+        assert sorted(p.name for p in tmp_path.iterdir()) == before

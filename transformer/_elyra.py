@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from transformer._shell import Command, ShellSyntaxError, Word, change_directory, parse_script
+from transformer._shell import ShellSyntaxError, Word, change_directory, parse_script
 
 __all__ = ["ElyraNode", "NodeParseError", "is_elyra_candidate", "read_elyra_node"]
 
@@ -132,7 +132,15 @@ class _Invocation:
     cwd: str
 
 
-def _find_invocation(script: str, cwd: str, where: str, depth: int = 0) -> _Invocation | None:
+@dataclass
+class _Scan:
+    """What one walk over the script found: the bootstrapper call (and its directory), its URL."""
+
+    invocation: _Invocation | None = None
+    url: str = ""
+
+
+def _scan(script: str, cwd: str, where: str, found: _Scan, depth: int = 0) -> None:
     """Walk the script as the shell would, following `cd` and nested `sh -c`, to `python3 bootstrapper.py`."""
     if depth > 4:
         raise NodeParseError(f"{where}: `sh -c` nested too deeply")
@@ -141,7 +149,7 @@ def _find_invocation(script: str, cwd: str, where: str, depth: int = 0) -> _Invo
     except ShellSyntaxError as exc:
         if "bootstrapper.py" in script:
             raise NodeParseError(f"{where}: {exc}") from exc
-        return None  # a step that is not the bootstrapper's and that sh would reject too
+        return  # a step that is not the bootstrapper's and that sh would reject too
     for command in commands:
         argv = command.argv
         if not argv:
@@ -151,51 +159,17 @@ def _find_invocation(script: str, cwd: str, where: str, depth: int = 0) -> _Invo
             if target is None or target.dynamic:
                 raise NodeParseError(f"{where}: `cd` to a directory only known at run time")
             cwd = change_directory(cwd, target.value)
-            continue
-        found = _nested_invocation(command, cwd, where, depth)
-        if found is not None:
-            return found
-        if _PYTHONS.match(argv[0]) and len(argv) > 1 and posixpath.basename(argv[1]) == "bootstrapper.py":
-            return _Invocation(args=command.words[2:], cwd=cwd)
-    return None
-
-
-def _nested_invocation(command: Command, cwd: str, where: str, depth: int) -> _Invocation | None:
-    argv = command.argv
-    if argv[0] not in _SHELLS or "-c" not in argv[1:]:
-        return None
-    index = argv.index("-c", 1) + 1
-    if index >= len(argv):
-        return None
-    # A child shell inherits the working directory; its own `cd` does not come back.
-    return _find_invocation(argv[index], cwd, where, depth + 1)
-
-
-def _bootstrapper_url(script: str) -> str:
-    """The URL that `curl ... --output bootstrapper.py` downloads, read from the parsed commands."""
-
-    def walk(text: str, depth: int) -> str:
-        try:
-            commands = parse_script(text)
-        except ShellSyntaxError:
-            return ""
-        for command in commands:
-            argv = command.argv
-            if not argv:
-                continue
-            if argv[0] in _SHELLS and "-c" in argv[1:] and depth < 4:
-                index = argv.index("-c", 1) + 1
-                if index < len(argv):
-                    found = walk(argv[index], depth + 1)
-                    if found:
-                        return found
-            if posixpath.basename(argv[0]) == "curl" and "bootstrapper.py" in argv:
-                urls = [a for a in argv[1:] if a.startswith(("http://", "https://"))]
-                if urls:
-                    return urls[0]
-        return ""
-
-    return walk(script, 0)
+        elif argv[0] in _SHELLS and "-c" in argv[1:]:
+            index = argv.index("-c", 1) + 1
+            if index < len(argv):
+                # A child shell inherits the working directory; its own `cd` does not come back.
+                _scan(argv[index], cwd, where, found, depth + 1)
+        elif posixpath.basename(argv[0]) == "curl" and "bootstrapper.py" in argv and not found.url:
+            found.url = next((a for a in argv[1:] if a.startswith(("http://", "https://"))), "")
+        elif _PYTHONS.match(argv[0]) and len(argv) > 1 and posixpath.basename(argv[1]) == "bootstrapper.py":
+            found.invocation = _Invocation(args=command.words[2:], cwd=cwd)
+        if found.invocation is not None:
+            return
 
 
 def _version_from_url(url: str) -> tuple[str, tuple[int, int, int] | None]:
@@ -273,12 +247,14 @@ def read_elyra_node(template: dict[str, Any], index: int) -> ElyraNode | None:
     script = main_script(template)
     if script is None:
         raise NodeParseError(f"{where}.container: an Elyra node that does not run `sh -c <script>`")
-    invocation = _find_invocation(script, ".", f"{where}.container.args")
+    found = _Scan()
+    _scan(script, ".", f"{where}.container.args", found)
+    invocation = found.invocation
     if invocation is None:
         raise NodeParseError(f"{where}.container.args: no `python3 bootstrapper.py` call found")
     values = _parse_bootstrapper_args(invocation.args, f"{where}.container.args")
     file = _required(values, "file", where)
-    url = _bootstrapper_url(script)
+    url = found.url
     source, version = _version_from_url(url)
     return ElyraNode(
         template_index=index,

@@ -10,6 +10,7 @@ text, so callers can tell a literal value from one that is only known at run tim
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass, field
 
 __all__ = ["Command", "ShellSyntaxError", "Word", "parse_script"]
@@ -20,6 +21,11 @@ _DOUBLE_QUOTE_ESCAPES = frozenset('$`"\\\n')
 _NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _NAME_CHARS = _NAME_START | frozenset("0123456789")
 _SPECIAL_PARAMS = frozenset("0123456789@*#?$!-")
+# Characters that can start an operator or redirection; anything else cannot end a word.
+_OPERATOR_START = frozenset("&|;()<>")
+# A run of characters with no special meaning in an unquoted word (tokenizing, not parsing).
+_PLAIN_RUN = re.compile(r"[^\s'\"\\$`&|;()<>]+")
+_DQ_PLAIN_RUN = re.compile(r'[^"\\$`]+')
 
 
 class ShellSyntaxError(ValueError):
@@ -115,9 +121,15 @@ def _read_expansion(r: _Reader, out: list[str], refs: list[str]) -> None:
 def _read_word(r: _Reader) -> Word:
     out: list[str] = []
     refs: list[str] = []
-    while not r.at_end():
-        ch = r.text[r.pos]
-        if ch in " \t\n" or any(r.text.startswith(op, r.pos) for op in _OPERATORS + _REDIRECTS):
+    text = r.text
+    while r.pos < len(text):
+        plain = _PLAIN_RUN.match(text, r.pos)
+        if plain:
+            out.append(plain.group())
+            r.pos = plain.end()
+            continue
+        ch = text[r.pos]
+        if ch in " \t\n" or ch in _OPERATOR_START:
             break
         if ch == "'":
             end = r.text.find("'", r.pos + 1)
@@ -131,6 +143,11 @@ def _read_word(r: _Reader) -> Word:
             while True:
                 if r.at_end():
                     raise ShellSyntaxError("unterminated double quote", start)
+                run = _DQ_PLAIN_RUN.match(text, r.pos)
+                if run:
+                    out.append(run.group())
+                    r.pos = run.end()
+                    continue
                 c = r.text[r.pos]
                 if c == '"':
                     r.pos += 1
@@ -201,14 +218,20 @@ def parse_script(text: str) -> list[Command]:
             if current.words or current.assignments or current.redirects:
                 finish("\n")
             continue
-        op = next((op for op in _OPERATORS if r.text.startswith(op, r.pos)), None)
+        op = (
+            next((op for op in _OPERATORS if r.text.startswith(op, r.pos)), None)
+            if ch in _OPERATOR_START
+            else None
+        )
         if op is not None:
             if op in ("(", ")", ";;"):
                 raise ShellSyntaxError(f"{op!r} (subshells and case) is not supported", r.pos)
             r.pos += len(op)
             finish(op)
             continue
-        redirect = next((rd for rd in _REDIRECTS if r.text.startswith(rd, r.pos)), None)
+        redirect = (
+            next((rd for rd in _REDIRECTS if r.text.startswith(rd, r.pos)), None) if ch in "<>" else None
+        )
         if redirect is not None:
             if redirect == "<<":
                 raise ShellSyntaxError("here-documents are not supported", r.pos)

@@ -1,0 +1,23 @@
+"""The sidecar image and the transformer's sidecar spec agree (there is no container engine here to build it)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.helpers import ROOT
+from transformer import Config
+
+
+class TestDockerfile:
+    def test_user_matches_the_security_context(self):
+        """The image's numeric USER is the runAsUser/runAsGroup the transformer sets."""
+        text = (ROOT / "sidecar" / "Dockerfile").read_text()
+        users = re.findall(r"^USER\s+(\d+):(\d+)\s*$", text, re.MULTILINE)
+        ctx = Config().sidecar.security_context
+        assert users == [(str(ctx["runAsUser"]), str(ctx["runAsGroup"]))]
+
+    def test_entrypoint_is_the_sidecar_command(self):
+        """ENTRYPOINT equals the command the transformer writes (explicit, as emissary needs)."""
+        text = (ROOT / "sidecar" / "Dockerfile").read_text()
+        (entry,) = re.findall(r"^ENTRYPOINT\s+(\[.*\])\s*$", text, re.MULTILINE)
+        assert entry == '["' + '", "'.join(Config().sidecar.command) + '"]'
