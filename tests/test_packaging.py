@@ -1,4 +1,4 @@
-"""The sidecar image and the transformer's sidecar spec agree (there is no container engine here to build it)."""
+"""The sidecar image and the transformer's sidecar spec agree (no container engine here to build it)."""
 
 from __future__ import annotations
 
