@@ -177,7 +177,8 @@ def main() -> int:
     print(f"{'':10} {'start':>9} {'p50':>8} {'p99':>8} {'catch-up':>11} {'steady RSS':>11} {'peak RSS':>9}")
     for kind, r in results.items():
         print(
-            f"{kind:10} {r['start_s'] * 1e3:>7.0f}ms {r['latency_p50_ms']:>6.2f}ms {r['latency_p99_ms']:>6.2f}ms "
+            f"{kind:10} {r['start_s'] * 1e3:>7.0f}ms "
+            f"{r['latency_p50_ms']:>6.2f}ms {r['latency_p99_ms']:>6.2f}ms "
             f"{r['catchup_mb_s']:>7.0f}MB/s {r['steady_rss_mib']:>9.1f}Mi {r['peak_rss_mib']:>7.1f}Mi"
         )
     print("sidecar/tail: " + ", ".join(f"{k} {v:.2f}" for k, v in out["ratios_sidecar_over_tail"].items()))
