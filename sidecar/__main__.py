@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from sidecar import _diag, contract
+from sidecar import contract, logs
 from sidecar._follow import Follower, FollowerOptions, Output
 from sidecar._mirror import Mirror, MirrorTarget, make_client
 
@@ -99,8 +99,8 @@ def _mirror(args: argparse.Namespace, log: object) -> tuple[Mirror | None, dict[
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    _diag.configure(json_output={"auto": None, "json": True, "console": False}[args.diagnostics])
-    log = _diag.get_logger()
+    logs.configure(json_output={"auto": None, "json": True, "console": False}[args.diagnostics])
+    log = logs.get_logger()
     started = time.monotonic()
     stop_early: list[int] = []
 

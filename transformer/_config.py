@@ -23,6 +23,7 @@ __all__ = [
     "LineageConfig",
     "SelectionConfig",
     "SidecarConfig",
+    "WebhookConfig",
     "WorkDirConfig",
     "config_from_mapping",
     "config_to_mapping",
@@ -109,6 +110,22 @@ class SelectionConfig:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """In-cluster mode: which Workflows the admission webhook rewrites, and its server limits."""
+
+    #: Namespaces where every Elyra node is transformed without the annotation ("false" still opts out).
+    inject_all_in_namespaces: list[str] = field(default_factory=list)
+    #: Requests larger than this are answered 413 (the API server then applies failurePolicy).
+    max_request_bytes: int = 8 << 20
+    #: Seconds between checks of the TLS files for a new certificate.
+    cert_reload_seconds: float = 10.0
+    #: Seconds to keep serving (not ready) after SIGTERM, while endpoints stop routing here.
+    drain_seconds: float = 3.0
+    #: Then, seconds for in-flight requests to finish.
+    shutdown_grace_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything `transform` can be told; every field has a default."""
 
@@ -119,6 +136,7 @@ class Config:
     lineage: LineageConfig = field(default_factory=LineageConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     strict: bool = False
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
 
 
 def _type_name(tp: Any) -> str:
@@ -154,9 +172,13 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{key}: must be a non-empty string, got {value!r}")
         return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"{key}: must be a positive whole number, got {value!r}")
+        return value
     if origin is list:
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f"{key}: must be a non-empty list of strings, got {value!r}")
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{key}: must be a list of non-empty strings, got {value!r}")
         return list(value)
     if origin is dict:
         if not isinstance(value, dict):
@@ -185,6 +207,8 @@ def _build(cls: Any, data: Any, prefix: str) -> Any:
 
 
 def _validate(config: Config) -> Config:
+    if not config.sidecar.command:
+        raise ConfigError("sidecar.command: must not be empty (Argo's emissary needs an explicit command)")
     if not _DNS_LABEL.match(config.sidecar.name) or len(config.sidecar.name) > 63:
         raise ConfigError(f"sidecar.name: {config.sidecar.name!r} is not a valid container name (DNS label)")
     if config.sidecar.name in {"main", "wait", "init"}:

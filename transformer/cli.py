@@ -52,6 +52,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--strict", action="store_true", help="exit 1 on an Elyra node that cannot be read")
     t.add_argument("--quiet", "-q", action="store_true", help="no report on stderr")
 
+    w = sub.add_parser(
+        "webhook",
+        help="run the admission webhook (in-cluster mode)",
+        description="Serve Kubernetes AdmissionReview v1 for Argo Workflow CREATE on POST /mutate.",
+    )
+    w.add_argument("--config", help="YAML config file (the chart's ConfigMap)")
+    w.add_argument("--tls-cert", required=True, help="PEM certificate (reloaded when it changes)")
+    w.add_argument("--tls-key", required=True, help="PEM private key")
+    w.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
+    w.add_argument("--port", type=int, default=8443, help="port (default 8443)")
+
     sub.add_parser(
         "tail", help="(in the pod) follow the script log; see `elyra-sidecar tail --help`", add_help=False
     )
@@ -133,8 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return tail_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
+        if args.command == "webhook":
+            from transformer.webhook import serve  # noqa: PLC0415 - the server loads only here
+
+            return serve(
+                load_config(args.config), cert=args.tls_cert, key=args.tls_key, host=args.host, port=args.port
+            )
         return _transform_command(args)
-    except (InputError, WorkflowError, ConfigError, NodeParseError) as exc:
+    except (InputError, WorkflowError, ConfigError, NodeParseError, OSError) as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 1
     except KeyboardInterrupt:

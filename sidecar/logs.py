@@ -1,4 +1,4 @@
-"""The sidecar's own diagnostics: structlog on stderr, JSON in a container, console on a TTY.
+"""Diagnostics for the sidecar and the webhook: structlog on stderr, JSON in a container, console on a TTY.
 
 Few and short events (snake_case facts). Stdlib loggers (minio, urllib3, watchdog) go through the same
 renderer at WARNING and above. Secrets never reach here: callers pass only names and counts.
@@ -42,5 +42,5 @@ def _identity(_logger: Any, _name: str, event: Any) -> Any:
     return event
 
 
-def get_logger() -> Any:
-    return structlog.get_logger("elyra-sidecar")
+def get_logger(name: str = "elyra-sidecar") -> Any:
+    return structlog.get_logger(name)

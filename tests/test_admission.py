@@ -1,0 +1,181 @@
+"""admit(): AdmissionReviews built from every fixture; the patch must reproduce the CLI's output exactly."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import jsonpatch
+import pytest
+import yaml
+
+from tests.helpers import ARGO_FIXTURES, ELYRA_FIXTURES, FIXTURES, load_fixture
+from transformer import Config, config_from_mapping, transform
+from transformer._admission import admit
+from transformer._patch import make_patch, pointer
+
+OPTED_IN = Config()
+OPTED_IN = replace(OPTED_IN, selection=replace(OPTED_IN.selection, only_annotated=True))
+
+
+def review(obj, *, uid="uid-1", namespace="team-a", kind="Workflow", operation="CREATE"):
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "argoproj.io", "version": "v1alpha1", "kind": kind},
+            "resource": {"group": "argoproj.io", "version": "v1alpha1", "resource": "workflows"},
+            "operation": operation,
+            "namespace": namespace,
+            "object": obj,
+        },
+    }
+
+
+def patched(obj, response):
+    if "patch" not in response:
+        return obj
+    assert response["patchType"] == "JSONPatch"
+    return jsonpatch.apply_patch(obj, json.loads(base64.b64decode(response["patch"])))
+
+
+def annotate(workflow, where, value="true", index=0):
+    if where == "workflow":
+        workflow["metadata"].setdefault("annotations", {})["elyra-sidecar/inject"] = value
+    elif where == "podMetadata":
+        workflow["spec"]["podMetadata"] = {"annotations": {"elyra-sidecar/inject": value}}
+    else:
+        elyra = [t for t in workflow["spec"]["templates"] if "container" in t]
+        elyra[index].setdefault("metadata", {}).setdefault("annotations", {})["elyra-sidecar/inject"] = value
+    return workflow
+
+
+class TestAdmit:
+    @pytest.mark.parametrize("where", ["workflow", "podMetadata", "template"])
+    @pytest.mark.parametrize("path", ARGO_FIXTURES, ids=lambda p: p.stem)
+    def test_patch_gives_exactly_the_cli_output(self, path, where):
+        """Opted in (three ways): uid echoed; the patched object equals transform --only-annotated."""
+        workflow = annotate(load_fixture(path), where)
+        before = copy.deepcopy(workflow)
+        outcome = admit(review(workflow), Config())
+        response = outcome.review["response"]
+        assert response["uid"] == "uid-1" and response["allowed"] is True
+        assert workflow == before
+        assert patched(workflow, response) == transform(workflow, OPTED_IN).workflow
+        expected = "patched" if path in ELYRA_FIXTURES else "unchanged"
+        assert outcome.result == expected
+
+    @pytest.mark.parametrize("path", ELYRA_FIXTURES, ids=lambda p: p.stem)
+    def test_mixed_opt_in_and_opt_out(self, path):
+        """Workflow opted in, one template opted out: that template is untouched, the others patched."""
+        workflow = annotate(annotate(load_fixture(path), "workflow"), "template", "false", index=1)
+        outcome = admit(review(workflow), Config())
+        result = patched(workflow, outcome.review["response"])
+        assert result == transform(workflow, OPTED_IN).workflow
+        opted_out = [t for t in workflow["spec"]["templates"] if "container" in t][1]
+        assert next(t for t in result["spec"]["templates"] if t["name"] == opted_out["name"]) == opted_out
+
+    @pytest.mark.parametrize("path", ELYRA_FIXTURES, ids=lambda p: p.stem)
+    def test_not_opted_in_and_already_transformed_get_no_patch(self, path):
+        """No annotation: no patch. Already transformed: no patch."""
+        workflow = load_fixture(path)
+        assert "patch" not in admit(review(workflow), Config()).review["response"]
+        done = transform(annotate(workflow, "workflow")).workflow
+        outcome = admit(review(done), Config())
+        assert "patch" not in outcome.review["response"] and outcome.result == "unchanged"
+
+    def test_namespace_wide_switch(self):
+        """In a namespace listed in webhook.inject_all_in_namespaces, no annotation is needed."""
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        config = config_from_mapping({"webhook": {"inject_all_in_namespaces": ["ml"]}})
+        assert admit(review(workflow, namespace="ml"), config).result == "patched"
+        assert admit(review(workflow, namespace="other"), config).result == "unchanged"
+
+    @pytest.mark.parametrize(
+        ("body", "result"),
+        [
+            (review({"kind": "Pod"}, kind="Pod"), "skipped"),
+            (review(load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"), operation="UPDATE"), "skipped"),
+            (
+                {
+                    "apiVersion": "admission.k8s.io/v1beta1",
+                    "kind": "AdmissionReview",
+                    "request": {"uid": "x"},
+                },
+                "error",
+            ),
+            ({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}, "error"),
+            ([1, 2], "error"),
+            (review(None), "error"),
+            (
+                review(
+                    next(yaml.safe_load_all((FIXTURES / "elyra-4.1.1-three-node-kfp-v2-ir.yaml").read_text()))
+                ),
+                "error",
+            ),
+            (review({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": "broken"}), "error"),
+        ],
+        ids=[
+            "pod",
+            "update",
+            "v1beta1",
+            "no-request",
+            "not-a-mapping",
+            "no-object",
+            "kfp-v2-ir",
+            "broken-spec",
+        ],
+    )
+    def test_never_blocks(self, body, result):
+        """Anything else is allowed unchanged; internal problems say why in a warning."""
+        outcome = admit(body, Config())
+        response = outcome.review["response"]
+        assert response["allowed"] is True and "patch" not in response
+        assert outcome.result == result
+        if result == "error":
+            assert response["warnings"] and all(len(w) <= 120 for w in response["warnings"])
+
+    def test_agrees_with_the_cli_process(self, tmp_path):
+        """The patched object equals what `elyra-sidecar transform --only-annotated` writes."""
+        workflow = annotate(load_fixture(FIXTURES / "elyra-3.13.0-three-node.yaml"), "workflow")
+        src = tmp_path / "in.yaml"
+        src.write_text(yaml.safe_dump(workflow))
+        proc = subprocess.run(
+            [sys.executable, "-m", "transformer.cli", "transform", "--only-annotated", "-q", str(src)],
+            capture_output=True,
+            check=True,
+        )
+        assert patched(workflow, admit(review(workflow), Config()).review["response"]) == yaml.safe_load(
+            proc.stdout
+        )
+
+
+class TestMakePatch:
+    @pytest.mark.parametrize(
+        ("old", "new"),
+        [
+            ({"a": 1}, {"a": 2}),
+            ({"a": [1]}, {"a": [1, 2, 3]}),
+            ({"a": [1, 2]}, {"a": [2]}),
+            ({"a/b~": 1}, {}),
+            ({}, {"x": {"y": None}}),
+            ({"a": 1}, {"a": "1"}),
+            ([{"k": 1}], [{"k": 1, "j": 2}]),
+            ({"a": True}, {"a": 1}),
+        ],
+    )
+    def test_round_trips_through_an_independent_applier(self, old, new):
+        """jsonpatch (an independent RFC 6902 implementation) turns old into new with our operations."""
+        assert jsonpatch.apply_patch(old, make_patch(old, new)) == new
+
+    def test_pointer_escapes(self):
+        """RFC 6901: `~` and `/` are escaped."""
+        assert (
+            pointer(["metadata", "annotations", "elyra-sidecar/transformed", "a~b"])
+            == "/metadata/annotations/elyra-sidecar~1transformed/a~0b"
+        )
