@@ -257,6 +257,37 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
+def _type_schema(tp: Any) -> dict[str, Any]:
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin is Literal:
+        return {"enum": list(args)}
+    if args and type(None) in args:
+        inner = _type_schema(next(a for a in args if a is not type(None)))
+        return {"anyOf": [inner, {"type": "null"}]}
+    if tp is bool:
+        return {"type": "boolean"}
+    if tp is float:
+        return {"type": "number", "exclusiveMinimum": 0}
+    if tp is int:
+        return {"type": "integer", "minimum": 1}
+    if tp is str:
+        return {"type": "string", "minLength": 1}
+    if origin is list:
+        return {"type": "array", "items": {"type": "string", "minLength": 1}}
+    if origin is dict:
+        return {"type": "object"}
+    return config_json_schema(tp)
+
+
+def config_json_schema(cls: Any = None) -> dict[str, Any]:
+    """JSON Schema of the config file (unknown keys rejected), derived from the dataclasses above."""
+    cls = cls or Config
+    hints = get_type_hints(cls)
+    properties = {f.name: _type_schema(hints[f.name]) for f in dataclasses.fields(cls)}
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
 def config_to_mapping(config: Config) -> dict[str, Any]:
     """The config as plain data, every key present (what `elyra-sidecar config` prints)."""
     return dataclasses.asdict(config)
