@@ -26,6 +26,9 @@ _OPERATOR_START = frozenset("&|;()<>")
 # A run of characters with no special meaning in an unquoted word (tokenizing, not parsing).
 _PLAIN_RUN = re.compile(r"[^\s'\"\\$`&|;()<>]+")
 _DQ_PLAIN_RUN = re.compile(r'[^"\\$`]+')
+_BLANKS = re.compile(r"[ \t]+")
+# A whole word with nothing special in it, ending at a blank, newline, operator or the end.
+_PLAIN_WORD = re.compile(r"[^\s'\"\\$`&|;()<>#=][^\s'\"\\$`&|;()<>=]*(?=[\s&|;()<>]|\Z)")
 
 
 class ShellSyntaxError(ValueError):
@@ -201,11 +204,18 @@ def parse_script(text: str) -> list[Command]:
             raise ShellSyntaxError(f"operator {terminator!r} without a command before it", r.pos)
         current = Command()
 
-    while not r.at_end():
-        ch = r.text[r.pos]
-        if ch in " \t":
-            r.pos += 1
+    text_len = len(text)
+    while r.pos < text_len:
+        blanks = _BLANKS.match(text, r.pos)
+        if blanks:
+            r.pos = blanks.end()
             continue
+        plain = _PLAIN_WORD.match(text, r.pos)
+        if plain:  # fast path: the common unquoted word (never an assignment: it has no `=`)
+            current.words.append(Word(plain.group()))
+            r.pos = plain.end()
+            continue
+        ch = text[r.pos]
         if ch == "\\" and r.peek(2) == "\\\n":
             r.pos += 2
             continue

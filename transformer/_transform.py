@@ -15,6 +15,7 @@ from transformer._steps import (
     Notes,
     Placement,
     artifact_name,
+    copy_tree,
 )
 
 __all__ = [
@@ -273,7 +274,7 @@ def transform(workflow: Mapping[str, Any], config: Config | None = None) -> Tran
             continue
         if new_templates is None:
             new_templates = list(templates_of(workflow))
-        mine = copy.deepcopy(template)
+        mine = copy_tree(template)
         new_templates[index] = mine
         place, notes = _rewrite_node(mine, node, config)
         rewritten[name] = (node, place)
@@ -315,6 +316,4 @@ def transform(workflow: Mapping[str, Any], config: Config | None = None) -> Tran
 
 def _copy_dag_templates(spec: dict[str, Any]) -> None:
     """Lineage edits DAG tasks: give the output its own copies of the DAG templates first."""
-    spec["templates"] = [
-        copy.deepcopy(t) if isinstance(t, dict) and "dag" in t else t for t in spec["templates"]
-    ]
+    spec["templates"] = [copy_tree(t) if isinstance(t, dict) and "dag" in t else t for t in spec["templates"]]
