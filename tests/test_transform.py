@@ -67,7 +67,13 @@ class TestRewrite:
             b, a = before[name]["container"], after[name]["container"]
             assert a["command"] == b["command"] and a["args"] == b["args"]
             assert {k for k in a if a[k] != b.get(k)} == {"workingDir", "volumeMounts", "env"}
-            assert a["env"][:-1] == b["env"] and a["env"][-1] == {"name": "PYTHONUNBUFFERED", "value": "1"}
+            assert a["env"][: len(b["env"])] == b["env"]  # existing entries untouched, in order
+            added = a["env"][len(b["env"]) :]
+            assert added[0] == {"name": "PYTHONUNBUFFERED", "value": "1"}
+            # The Elyra 4.0 Python node also gets the live-output entries; notebook and R nodes do not.
+            live = ["PYTHONPATH", "ELYRA_SIDECAR_LIVE_SCRIPT", "ELYRA_SIDECAR_LIVE_LOG"]
+            expected = live if name == "run-a-file" else []
+            assert [e["name"] for e in added[1:]] == expected
 
     def test_existing_pythonunbuffered_is_kept(self):
         """A node that sets PYTHONUNBUFFERED itself keeps its value."""
@@ -156,7 +162,7 @@ class TestRewrite:
         report = result.nodes[0]
         assert len(report.warnings) == 2
         paths = [a["path"] for a in _templates(result.workflow)["run-a-file"]["outputs"]["artifacts"]]
-        assert paths[2:] == ["/elyra-sidecar/work/load_data.log"]
+        assert paths[2:] == ["/elyra-sidecar/work/.elyra-sidecar-live/load_data.log"]  # 4.0: the live copy
 
     def test_artifact_names_stay_unique(self):
         """Outputs that sanitise to the same name get suffixes, never duplicates."""

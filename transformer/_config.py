@@ -21,6 +21,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "LineageConfig",
+    "LiveConfig",
+    "ParametersConfig",
     "SelectionConfig",
     "SidecarConfig",
     "WebhookConfig",
@@ -103,6 +105,27 @@ class LineageConfig:
 
 
 @dataclass(frozen=True)
+class LiveConfig:
+    """Live script output on Elyra 4.x, whose bootstrapper writes the log only at the end (step
+    `enable_live_output`)."""
+
+    #: auto: Python nodes of Elyra >= 4.0 (from the bootstrapper URL); on: every Python node; off: never.
+    mode: Literal["auto", "on", "off"] = "auto"
+    #: The template init container that installs sitecustomize.py into the work volume.
+    init_container_name: str = "elyra-live-setup"
+    #: Directory (under the work volume's mount path) holding sitecustomize.py and the live log.
+    dir_name: str = ".elyra-sidecar-live"
+
+
+@dataclass(frozen=True)
+class ParametersConfig:
+    """Node environment variables promoted to KFP run parameters (step `promote_env_parameters`)."""
+
+    #: Names of env variables to promote, or ["all"]; secret-backed ones never are.
+    promote_env: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class SelectionConfig:
     """Which Elyra nodes are transformed."""
 
@@ -134,6 +157,8 @@ class Config:
     sidecar: SidecarConfig = field(default_factory=SidecarConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     lineage: LineageConfig = field(default_factory=LineageConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+    parameters: ParametersConfig = field(default_factory=ParametersConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     strict: bool = False
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
@@ -227,6 +252,17 @@ def _validate(config: Config) -> Config:
         raise ConfigError(
             "lineage.mount_path: must lie outside work_dir.mount_path, where the bootstrapper runs"
         )
+    if not _DNS_LABEL.match(config.live.init_container_name) or config.live.init_container_name in {
+        "main",
+        "wait",
+        "init",
+        config.sidecar.name,
+    }:
+        raise ConfigError(
+            f"live.init_container_name: {config.live.init_container_name!r} is not a free container name"
+        )
+    if "/" in config.live.dir_name or config.live.dir_name in {".", ".."}:
+        raise ConfigError(f"live.dir_name: {config.live.dir_name!r} must be one directory name")
     if config.sidecar.shutdown_deadline_seconds >= 30:
         raise ConfigError("sidecar.shutdown_deadline_seconds: must stay under Argo's 30 s grace period")
     return config

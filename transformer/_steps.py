@@ -25,6 +25,7 @@ __all__ = [
     "artifact_name",
     "copy_tree",
     "declare_output_artifacts",
+    "enable_live_output",
     "mark_transformed",
     "mount_work_dir",
     "set_unbuffered",
@@ -49,6 +50,8 @@ class Placement:
     run_dir: str | None = None
     #: The main container's volumeMount that holds run_dir (shared with the sidecar), if any.
     shared_mount: dict[str, Any] | None = None
+    #: Directory of the live copy of the log (Elyra 4.x live mode), followed instead of run_dir.
+    live_dir: str | None = None
     #: (artifact name, path relative to run_dir) declared per Elyra `--outputs` entry.
     output_artifacts: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -119,6 +122,61 @@ def set_unbuffered(template: dict[str, Any], node: ElyraNode, place: Placement, 
     return notes
 
 
+LIVE_SCRIPT_ENV = "ELYRA_SIDECAR_LIVE_SCRIPT"
+LIVE_LOG_ENV = "ELYRA_SIDECAR_LIVE_LOG"
+
+
+def _wants_live(node: ElyraNode, config: Config) -> bool:
+    if node.kind != "python" or config.live.mode == "off":
+        return False
+    return config.live.mode == "on" or (node.elyra_version is not None and node.elyra_version >= (4, 0, 0))
+
+
+def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placement, config: Config) -> Notes:
+    """Elyra 4.x keeps the script's output in memory: tee it to a file the sidecar can follow."""
+    notes = Notes()
+    if not _wants_live(node, config):
+        return notes
+    log_file = node.log_file
+    if place.shared_mount is None or place.run_dir is None or log_file is None:
+        notes.warnings.append("no live output: the work directory is not on a shared volume")
+        return notes
+    main = _main(template)
+    env = main.setdefault("env", [])
+    existing = next((e for e in env if e.get("name") == "PYTHONPATH"), None)
+    if existing is not None and "value" not in existing:
+        notes.warnings.append("no live output: PYTHONPATH comes from a reference, it cannot be extended")
+        return notes
+    live_dir = posixpath.join(str(place.shared_mount["mountPath"]), config.live.dir_name)
+    if existing is not None:
+        existing["value"] = f"{live_dir}:{existing['value']}" if existing["value"] else live_dir
+    else:
+        env.append({"name": "PYTHONPATH", "value": live_dir})
+    env.append({"name": LIVE_SCRIPT_ENV, "value": posixpath.basename(node.file)})
+    env.append({"name": LIVE_LOG_ENV, "value": posixpath.join(live_dir, log_file)})
+    mount = {"name": place.shared_mount["name"], "mountPath": place.shared_mount["mountPath"]}
+    if place.shared_mount.get("subPath"):
+        mount["subPath"] = place.shared_mount["subPath"]
+    cfg = config.sidecar
+    template.setdefault("initContainers", []).append(
+        {
+            "name": config.live.init_container_name,
+            "image": cfg.image,
+            "imagePullPolicy": cfg.image_pull_policy,
+            "command": [cfg.command[0], "install-live"],
+            "args": ["--dest", live_dir],
+            "resources": copy_tree(cfg.resources),
+            "securityContext": copy_tree(cfg.security_context),
+            "volumeMounts": [mount],
+        }
+    )
+    place.live_dir = live_dir
+    notes.added.append(
+        f"live output: init container {config.live.init_container_name}, sitecustomize in {live_dir}"
+    )
+    return notes
+
+
 def _credential_env(main: dict[str, Any]) -> list[dict[str, Any]]:
     wanted = set(contract.CREDENTIAL_ENV)
     return [copy_tree(e) for e in main.get("env") or [] if e.get("name") in wanted]
@@ -144,7 +202,7 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
     if any(s.get("name") == cfg.name for s in sidecars):
         notes.warnings.append(f"a sidecar named {cfg.name!r} already exists; not adding another")
         return notes
-    args = [contract.ARG_DIR, place.run_dir, contract.ARG_FILE, log_file]
+    args = [contract.ARG_DIR, place.live_dir or place.run_dir, contract.ARG_FILE, log_file]
     main = _main(template)
     env = _credential_env(main)
     if cfg.mirror:
@@ -250,7 +308,9 @@ def declare_output_artifacts(
     paths = {str(a.get("path")) for a in artifacts}
     wanted: list[tuple[str, str, str]] = []  # (name hint, relative path, Elyra entry)
     if cfg.log and node.log_file:
-        wanted.append(("script-log", node.log_file, ""))
+        # In live mode the live copy is the log that exists on failure too.
+        log_path = posixpath.join(place.live_dir, node.log_file) if place.live_dir else node.log_file
+        wanted.append(("script-log", log_path, ""))
     if cfg.notebook and node.notebook_outputs:
         hints = ("notebook-output", "notebook-html")
         wanted += [(hint, path, "") for hint, path in zip(hints, node.notebook_outputs, strict=True)]
@@ -260,7 +320,7 @@ def declare_output_artifacts(
             if source is not None:
                 wanted.append((source, source, entry))
     for hint, relative, entry in wanted:
-        path = posixpath.normpath(posixpath.join(place.run_dir, relative))
+        path = posixpath.normpath(posixpath.join(place.run_dir, relative))  # absolute `relative` wins
         if path in paths:
             existing = next(str(a["name"]) for a in artifacts if str(a.get("path")) == path)
             if entry:
@@ -288,6 +348,7 @@ def mark_transformed(template: dict[str, Any], node: ElyraNode, place: Placement
 NODE_STEPS = (
     ("mount_work_dir", mount_work_dir),
     ("set_unbuffered", set_unbuffered),
+    ("enable_live_output", enable_live_output),
     ("add_log_sidecar", add_log_sidecar),
     ("declare_output_artifacts", declare_output_artifacts),
     ("mark_transformed", mark_transformed),

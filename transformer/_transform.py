@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from transformer._config import Config
 from transformer._elyra import ElyraNode, NodeParseError, is_elyra_candidate, read_elyra_node
+from transformer._params import promote_env_parameters
 from transformer._steps import (
     NODE_STEPS,
     TRANSFORMED_ANNOTATION,
@@ -141,6 +142,7 @@ def _enabled(step: str, config: Config) -> bool:
     return {
         "mount_work_dir": True,  # always computes where files land; adds the volume only if work_dir.enabled
         "set_unbuffered": config.unbuffered,
+        "enable_live_output": config.live.mode != "off" and config.sidecar.enabled,
         "add_log_sidecar": config.sidecar.enabled,
         "declare_output_artifacts": config.artifacts.enabled,
         "mark_transformed": True,  # idempotence rests on it
@@ -294,6 +296,11 @@ def transform(workflow: Mapping[str, Any], config: Config | None = None) -> Tran
             for name, extra in wire_input_artifacts(out, rewritten, config).items():
                 node_notes[name].added += extra.added
                 node_notes[name].warnings += extra.warnings
+        if config.parameters.promote_env:
+            promoted, promote_warnings = promote_env_parameters(out, rewritten, config)
+            warnings += promote_warnings
+            for name, extra in promoted.items():
+                node_notes[name].added += extra.added
     for name, (node, place) in rewritten.items():
         notes = node_notes[name]
         template = next(t for t in templates_of(out) if isinstance(t, dict) and t.get("name") == name)

@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         help='transform only nodes (or workflows) annotated elyra-sidecar/inject: "true"',
     )
     t.add_argument("--strict", action="store_true", help="exit 1 on an Elyra node that cannot be read")
+    t.add_argument(
+        "--promote-env",
+        metavar="NAME,...|all",
+        help="turn these node env variables (or all) into KFP run parameters",
+    )
     t.add_argument("--quiet", "-q", action="store_true", help="no report on stderr")
 
     w = sub.add_parser(
@@ -65,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser(
         "tail", help="(in the pod) follow the script log; see `elyra-sidecar tail --help`", add_help=False
+    )
+    sub.add_parser(
+        "install-live", help="(init container) install the Elyra 4.x live-output hook", add_help=False
     )
     return parser
 
@@ -105,6 +113,11 @@ def _report_text(result: TransformResult, out: TextIO) -> None:
 
 def _transform_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.promote_env:
+        from dataclasses import replace as _replace  # noqa: PLC0415
+
+        names = [n.strip() for n in args.promote_env.split(",") if n.strip()]
+        config = _replace(config, parameters=_replace(config.parameters, promote_env=names))
     if args.only_annotated or args.strict:
         from dataclasses import replace  # noqa: PLC0415
 
@@ -138,6 +151,10 @@ def _transform_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["install-live"]:
+        from sidecar.live import main as live_main  # noqa: PLC0415
+
+        return live_main(argv[1:])
     if argv[:1] == ["tail"]:
         from sidecar.__main__ import main as tail_main  # noqa: PLC0415 - the sidecar loads only here
 

@@ -117,6 +117,18 @@ def _map_path(path: str, mounts: Mapping[str, Path]) -> Path | None:
     return base / rest if rest else base
 
 
+def _map_env_paths(env: dict[str, str], mounts: Mapping[str, Path]) -> None:
+    """Env values naming paths in a volume (`/elyra-sidecar/work/...`, `a:b` lists) point at the host copy."""
+    for key, value in env.items():
+        if not value.startswith("/"):
+            continue
+        parts = []
+        for part in value.split(":"):
+            mapped = _map_path(part, mounts) if part.startswith("/") else None
+            parts.append(str(mapped) if mapped is not None else part)
+        env[key] = ":".join(parts)
+
+
 def _substitute(text: str, values: Mapping[str, str]) -> str:
     def repl(m: re.Match[str]) -> str:
         key = m.group(1)
@@ -161,6 +173,7 @@ def run_step(
     inputs: Mapping[str, bytes] | None = None,
     parameters: Mapping[str, str] | None = None,
     secrets: Mapping[tuple[str, str], str] | None = None,
+    workflow_parameters: Mapping[str, str] | None = None,
     echo: Callable[[bytes], None] | None = None,
     main_echo: Callable[[bytes], None] | None = None,
     timeout: float = 300.0,
@@ -174,6 +187,11 @@ def run_step(
     parameters = dict(parameters or {})
     secrets = dict(secrets or {})
     values = {f"inputs.parameters.{k}": v for k, v in parameters.items()}
+    # Argo: {{workflow.parameters.x}} is the run's value, else spec.arguments.parameters' default.
+    for p in (workflow["spec"].get("arguments") or {}).get("parameters") or []:
+        values[f"workflow.parameters.{p['name']}"] = str(p.get("value", ""))
+    for k, v in (workflow_parameters or {}).items():
+        values[f"workflow.parameters.{k}"] = v
     values["workflow.uid"] = "e2e-0000-uid"
     values["workflow.name"] = "e2e"
 

@@ -1,0 +1,123 @@
+"""Step `promote_env_parameters`: node environment variables become KFP run parameters.
+
+KFP's "Create run" form edits `spec.arguments.parameters`; Argo substitutes
+`{{workflow.parameters.<name>}}` anywhere in the Workflow. So a promoted env entry keeps its name and
+gets the value `{{workflow.parameters.<p>}}`, and `<p>` is added to `spec.arguments.parameters` with the
+compiled value as its default (and to the `pipelines.kubeflow.org/pipeline_spec` annotation's inputs,
+which the SDK writes, so the two stay consistent). Elyra's own parameters and "$N" wiring are untouched.
+
+Naming rule (never changes any node's value silently):
+- a variable with the same value on every node that has it -> one parameter named after it;
+- a variable whose value differs between nodes -> one parameter per node, `<NAME>-<template>`;
+- a name already taken by a workflow parameter (Elyra's own, e.g.) -> `-env` appended, then `-2`, ...
+Secret-backed entries (`valueFrom`), Elyra's (`ELYRA_*`, `AWS_*`, `PYTHONPATH`) and ours are never
+promoted, nor a value that already holds an Argo expression.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from transformer._config import Config
+from transformer._elyra import ElyraNode
+from transformer._steps import LIVE_LOG_ENV, LIVE_SCRIPT_ENV, Notes, Placement, copy_tree
+
+__all__ = ["promote_env_parameters"]
+
+_NEVER = {"PYTHONPATH", "PYTHONUNBUFFERED", LIVE_LOG_ENV, LIVE_SCRIPT_ENV}
+_NEVER_PREFIXES = ("ELYRA_", "AWS_")
+_PARAM_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+_SPEC_ANNOTATION = "pipelines.kubeflow.org/pipeline_spec"
+
+
+def _eligible(entry: Mapping[str, Any], wanted: set[str]) -> bool:
+    name = str(entry.get("name", ""))
+    value = entry.get("value")
+    return (
+        ("all" in wanted or name in wanted)
+        and "valueFrom" not in entry
+        and isinstance(value, str)
+        and "{{" not in value
+        and name not in _NEVER
+        and not name.startswith(_NEVER_PREFIXES)
+    )
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    name = base if base not in taken else f"{base}-env"
+    n = 2
+    while name in taken:
+        name = f"{base}-env-{n}"
+        n += 1
+    taken.add(name)
+    return name
+
+
+def promote_env_parameters(
+    workflow: dict[str, Any],
+    nodes: Mapping[str, tuple[ElyraNode, Placement]],
+    config: Config,
+) -> tuple[dict[str, Notes], list[str]]:
+    """Promote the selected env entries of the rewritten nodes. Mutates `workflow`'s own copies only."""
+    notes: dict[str, Notes] = {name: Notes() for name in nodes}
+    wanted = set(config.parameters.promote_env)
+    if not wanted:
+        return notes, []
+    spec = workflow["spec"] if workflow.get("kind") != "CronWorkflow" else workflow["spec"]["workflowSpec"]
+    templates = {t.get("name"): t for t in spec["templates"] if isinstance(t, dict)}
+    # name -> [(template, env entry)]
+    found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for template_name in nodes:
+        for entry in templates[template_name]["container"].get("env") or []:
+            if _eligible(entry, wanted):
+                found.setdefault(str(entry["name"]), []).append((template_name, entry))
+    missing = sorted(w for w in wanted - {"all"} if w not in found)
+    warnings = [f"--promote-env {name}: no promotable env entry of that name" for name in missing]
+    if not found:
+        return notes, warnings
+    arguments = spec["arguments"] = copy_tree(spec.get("arguments") or {})
+    parameters = arguments.setdefault("parameters", [])
+    taken = {str(p.get("name")) for p in parameters}
+    added: list[tuple[str, str]] = []
+    for env_name, uses in sorted(found.items()):
+        values = {str(entry["value"]) for _, entry in uses}
+        base = _PARAM_NAME.sub("-", env_name).strip("-") or "env"
+        if len(values) == 1:
+            groups = [(_unique(base, taken), uses)]
+        else:
+            groups = [(_unique(f"{base}-{template}", taken), [(template, entry)]) for template, entry in uses]
+        for parameter, members in groups:
+            default = str(members[0][1]["value"])
+            parameters.append({"name": parameter, "value": default})
+            added.append((parameter, default))
+            for template, entry in members:
+                entry["value"] = f"{{{{workflow.parameters.{parameter}}}}}"
+                notes[template].added.append(
+                    f"run parameter {parameter} (default {default!r}) -> env {env_name}"
+                )
+    warnings += _update_pipeline_spec(workflow, added)
+    return notes, warnings
+
+
+def _update_pipeline_spec(workflow: dict[str, Any], added: list[tuple[str, str]]) -> list[str]:
+    metadata = workflow.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    if not isinstance(annotations, Mapping) or _SPEC_ANNOTATION not in annotations:
+        return []
+    try:
+        pipeline_spec = json.loads(str(annotations[_SPEC_ANNOTATION]))
+    except ValueError:
+        return [f"metadata.annotations[{_SPEC_ANNOTATION!r}] is not JSON; left as it was"]
+    if not isinstance(pipeline_spec, dict):
+        return [f"metadata.annotations[{_SPEC_ANNOTATION!r}] is not a JSON object; left as it was"]
+    inputs = pipeline_spec.setdefault("inputs", [])
+    inputs.extend(
+        {"default": value, "name": name, "optional": True, "type": "String"} for name, value in added
+    )
+    new_metadata = dict(metadata)  # type: ignore[arg-type]
+    new_metadata["annotations"] = {**annotations, _SPEC_ANNOTATION: json.dumps(pipeline_spec, sort_keys=True)}
+    workflow["metadata"] = new_metadata
+    return []
