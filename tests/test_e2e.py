@@ -12,7 +12,9 @@ import pytest
 
 from tests.helpers import FIXTURES, load_fixture
 from tests.support.runner import run_step
-from transformer import transform
+from transformer import config_from_mapping, transform
+
+LIVE_OFF = config_from_mapping({"live": {"mode": "off"}})
 
 pytestmark = pytest.mark.e2e
 
@@ -35,8 +37,8 @@ raise SystemExit("boom: the script failed")
 PARAMS = {"learning_rate": "0.1"}
 
 
-def _run(fixture: str, script: bytes, *, s3, template="run-a-file", **kwargs):
-    workflow = transform(load_fixture(FIXTURES / fixture)).workflow
+def _run(fixture: str, script: bytes, *, s3, template="run-a-file", config=None, **kwargs):
+    workflow = transform(load_fixture(FIXTURES / fixture), config).workflow
     result = run_step(
         workflow,
         template,
@@ -134,24 +136,89 @@ class TestElyra315:
 
 
 class TestElyra400:
-    """Elyra 4.0.0 writes <name>.log only after success (live output: a separate issue)."""
+    """Elyra 4.0.0 holds the output in memory and writes <name>.log only after success; live mode tees it."""
 
-    def test_log_at_end_byte_exact(self, s3_server, cleanup):
-        """Success: the sidecar's stdout and the S3 object equal the output; artifacts exist."""
+    def test_live_first_line_before_the_end(self, s3_server, cleanup):
+        """Live mode: first line out while the script runs; byte-exact; in S3; artifacts; exit 0."""
         _, r = _run("elyra-4.0.0-three-node.yaml", SCRIPT, s3=s3_server)
         cleanup(r)
         assert r.main_rc == 0, r.main_out.data.decode(errors="replace")[-3000:]
+        first = r.sidecar_out.arrival(b"progress 1/3")
+        last = r.sidecar_out.arrival(b"progress 3/3")
+        assert first is not None and last is not None and last - first > 2.0
         assert r.sidecar_out.data == EXPECTED
         assert s3_server.get("elyra-bucket", f"{r.node.cos_directory}/load_data.log") == EXPECTED
         assert r.sidecar_rc == 0 and r.sidecar_exit_seconds < 2
         assert [n for n, _, host in r.artifacts if not host.exists()] == []
+        # The bootstrapper still received everything: its own log (and its <name>.log) hold the output.
+        assert EXPECTED.decode() in r.main_out.data.decode()
+        assert r.host_path("/elyra-sidecar/work/load_data.log").read_bytes() == EXPECTED
 
-    def test_failure_leaves_no_log_documented(self, s3_server, cleanup):
-        """Failure: 4.0 never writes the log; the output is only in main's log. What 4.0 leaves, asserted."""
+    def test_bootstrapper_output_and_exit_code_unchanged_by_live_mode(self, s3_server, cleanup):
+        """Same script with live mode off and on: the bootstrapper's output record and exit code agree."""
+        for script, rc in ((SCRIPT, 0), (FAILING, 1)):
+            _, off = _run("elyra-4.0.0-three-node.yaml", script, s3=s3_server, config=LIVE_OFF)
+            _, on = _run("elyra-4.0.0-three-node.yaml", script, s3=s3_server)
+            cleanup(off)
+            cleanup(on)
+            assert off.main_rc == on.main_rc == rc
+            assert _output_record(off) == _output_record(on)
+
+    def test_live_failure_log_lands_in_storage(self, s3_server, cleanup):
+        """A failing script: 4.0 writes no log, but the live copy is streamed and mirrored to S3."""
         _, r = _run("elyra-4.0.0-three-node.yaml", FAILING, s3=s3_server)
+        cleanup(r)
+        expected = b"about to fail\nboom: the script failed\n"
+        assert r.main_rc == 1
+        assert r.sidecar_out.data == expected
+        assert s3_server.get("elyra-bucket", f"{r.node.cos_directory}/load_data.log") == expected
+        assert not r.host_path("/elyra-sidecar/work/load_data.log").exists()  # 4.0's own: never written
+
+    def test_without_live_mode_the_log_comes_at_the_end_only(self, s3_server, cleanup):
+        """live.mode off: the sidecar can only stream what 4.0 writes after success."""
+        _, r = _run("elyra-4.0.0-three-node.yaml", SCRIPT, s3=s3_server, config=LIVE_OFF)
+        cleanup(r)
+        assert r.main_rc == 0
+        assert r.sidecar_out.data == EXPECTED
+        first = r.sidecar_out.arrival(b"progress 1/3")
+        assert first is not None and first > r.main_exited - 1.0  # nothing before the script had ended
+
+    def test_failure_without_live_mode_leaves_no_log_documented(self, s3_server, cleanup):
+        """live.mode off and a failing script: no log file, nothing streamed, nothing in storage."""
+        _, r = _run("elyra-4.0.0-three-node.yaml", FAILING, s3=s3_server, config=LIVE_OFF)
         cleanup(r)
         assert r.main_rc == 1
         assert b"about to fail" in r.main_out.data
         assert r.sidecar_out.data == b""
         assert not r.host_path("/elyra-sidecar/work/load_data.log").exists()
         assert r.sidecar_rc == 0
+
+
+def _output_record(result) -> bytes:
+    """The bootstrapper's `Output: ...` log record (where 4.0 logs the script output), to the next record."""
+    return result.main_out.data.split(b"Output: ", 1)[1].split(b"[I ", 1)[0].split(b"[E ", 1)[0]
+
+
+PARAM_SCRIPT = b"""import os, pathlib
+pathlib.Path("data.csv").write_text("x\\n")
+print("DATASET_URL=" + os.environ["DATASET_URL"])
+"""
+
+
+class TestPromotedParameters:
+    @pytest.mark.parametrize("fixture", ["elyra-3.15.0-three-node.yaml", "elyra-4.0.0-three-node.yaml"])
+    def test_changed_run_parameter_reaches_the_script(self, s3_server, cleanup, fixture):
+        """--promote-env DATASET_URL, then a run with another value: the script sees the new value."""
+        config = config_from_mapping({"parameters": {"promote_env": ["DATASET_URL"]}})
+        _, default = _run(fixture, PARAM_SCRIPT, s3=s3_server, config=config)
+        _, changed = _run(
+            fixture,
+            PARAM_SCRIPT,
+            s3=s3_server,
+            config=config,
+            workflow_parameters={"DATASET_URL": "s3://other-bucket/other.csv"},
+        )
+        cleanup(default)
+        cleanup(changed)
+        assert default.sidecar_out.data == b"DATASET_URL=https://example.com/data.csv\n"
+        assert changed.sidecar_out.data == b"DATASET_URL=s3://other-bucket/other.csv\n"

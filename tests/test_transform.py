@@ -312,3 +312,167 @@ class TestIndependence:
         assert sidecars[0]["resources"] is not sidecars[1]["resources"]
         assert sidecars[0]["securityContext"] is not Config().sidecar.security_context
         assert "&id" not in dump_yaml(result.workflow)
+
+
+def _argo_env(workflow: dict[str, Any], template: str, run_values: dict[str, str]) -> dict[str, str]:
+    """The env values main would get: Argo substitutes {{workflow.parameters.x}} with the run's value
+    (KFP's Create-run form) or the workflow's default."""
+    values = {
+        p["name"]: str(p.get("value", ""))
+        for p in workflow["spec"].get("arguments", {}).get("parameters", [])
+    }
+    values.update(run_values)
+    env = {}
+    for entry in _templates(workflow)[template]["container"].get("env", []):
+        if "value" in entry:
+            value = str(entry["value"])
+            for name, v in values.items():
+                value = value.replace(f"{{{{workflow.parameters.{name}}}}}", v)
+            env[entry["name"]] = value
+    return env
+
+
+PROMOTE_ALL = config_from_mapping({"parameters": {"promote_env": ["all"]}})
+
+
+class TestPromotion:
+    @pytest.mark.parametrize("path", ARGO_FIXTURES, ids=lambda p: p.stem)
+    def test_every_fixture_validates_and_substitution_reaches_main(self, path):
+        """--promote-env all: schema-valid; a changed run value is what main gets; defaults unchanged."""
+        workflow = load_fixture(path)
+        out = transform(workflow, PROMOTE_ALL).workflow
+        for schema in SCHEMA_FILES:
+            assert schema_errors(out, schema) == []
+        reference = transform(workflow).workflow  # the same transform without promotion
+        for name, template in _templates(out).items():
+            if "container" not in template:
+                continue
+            # With the run's defaults, main gets exactly the values it gets without promotion.
+            assert _argo_env(out, name, {}) == _argo_env(reference, name, {})
+            promoted = [
+                e["name"]
+                for e in template["container"].get("env", [])
+                if "workflow.parameters" in str(e.get("value"))
+            ]
+            for env_name in promoted:
+                param = template["container"]["env"][
+                    [e["name"] for e in template["container"]["env"]].index(env_name)
+                ]["value"]
+                param = param.removeprefix("{{workflow.parameters.").removesuffix("}}")
+                assert _argo_env(out, name, {param: "changed"})[env_name] == "changed"
+
+    def test_what_is_promoted_and_what_never_is(self):
+        """User env is promoted; secret-backed, ELYRA_*/AWS_* and Elyra's parameters are not."""
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node-cos-secret.yaml")
+        out = transform(workflow, PROMOTE_ALL).workflow
+        params = [p["name"] for p in out["spec"]["arguments"]["parameters"]]
+        assert params == ["learning_rate", "epochs", "report_title", "publish", "DATASET_URL"]
+        env = {e["name"]: e for e in _templates(out)["run-a-file-2"]["container"]["env"]}
+        assert "secretKeyRef" in env["DB_PASSWORD"]["valueFrom"]
+        assert env["ELYRA_RUNTIME_ENV"] == {"name": "ELYRA_RUNTIME_ENV", "value": "kfp"}
+        # Elyra's positional "$N" wiring is untouched.
+        assert (
+            _templates(out)["run-a-file"]["container"]["args"]
+            == _templates(workflow)["run-a-file"]["container"]["args"]
+        )
+
+    def test_pipeline_spec_annotation_stays_consistent(self):
+        """The SDK's pipeline_spec inputs list the promoted parameter with its default."""
+        out = transform(load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"), PROMOTE_ALL).workflow
+        spec = json.loads(out["metadata"]["annotations"]["pipelines.kubeflow.org/pipeline_spec"])
+        assert {
+            "default": "https://example.com/data.csv",
+            "name": "DATASET_URL",
+            "optional": True,
+            "type": "String",
+        } in spec["inputs"]
+        assert [i["name"] for i in spec["inputs"]][:4] == [
+            "learning_rate",
+            "epochs",
+            "report_title",
+            "publish",
+        ]
+
+    def test_differing_values_get_one_parameter_per_node(self):
+        """The same variable with different values on two nodes never collapses into one value."""
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        workflow["spec"]["templates"][1]["container"]["env"].insert(
+            0, {"name": "DATASET_URL", "value": "other"}
+        )
+        out = transform(workflow, PROMOTE_ALL).workflow
+        params = {p["name"]: p["value"] for p in out["spec"]["arguments"]["parameters"]}
+        assert params["DATASET_URL-run-a-file"] == "https://example.com/data.csv"
+        assert params["DATASET_URL-run-a-file-2"] == "other"
+        assert _argo_env(out, "run-a-file", {})["DATASET_URL"] == "https://example.com/data.csv"
+        assert _argo_env(out, "run-a-file-2", {})["DATASET_URL"] == "other"
+
+    def test_name_clash_with_an_existing_parameter(self):
+        """An env variable named like an Elyra parameter becomes `<name>-env`; the parameter is kept."""
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        workflow["spec"]["templates"][0]["container"]["env"].insert(0, {"name": "epochs", "value": "99"})
+        out = transform(workflow, PROMOTE_ALL).workflow
+        params = {p["name"]: p["value"] for p in out["spec"]["arguments"]["parameters"]}
+        assert params["epochs"] == "3" and params["epochs-env"] == "99"
+        assert _argo_env(out, "run-a-file", {})["epochs"] == "99"
+
+    def test_only_named_variables_and_unknown_names_warn(self):
+        """--promote-env NAME promotes just that; a name no node has is a warning."""
+        config = config_from_mapping({"parameters": {"promote_env": ["DATASET_URL", "NOPE"]}})
+        result = transform(load_fixture(FIXTURES / "elyra-3.13.0-three-node.yaml"), config)
+        params = [p["name"] for p in result.workflow["spec"]["arguments"].get("parameters", [])]
+        assert params == ["DATASET_URL"]
+        assert any("NOPE" in w for w in result.warnings)
+
+    def test_unpromoted_and_unselected_nodes_untouched(self):
+        """A node opted out keeps its literal env even when its variable is promoted elsewhere."""
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        workflow["spec"]["templates"][0]["metadata"]["annotations"]["elyra-sidecar/inject"] = "false"
+        out = transform(workflow, PROMOTE_ALL).workflow
+        assert out["spec"]["templates"][0] is workflow["spec"]["templates"][0]
+        assert "arguments" in out["spec"] and [p["name"] for p in out["spec"]["arguments"]["parameters"]] == [
+            "learning_rate",
+            "epochs",
+            "report_title",
+            "publish",
+        ]
+
+
+class TestLiveMode:
+    @pytest.mark.parametrize(
+        ("fixture", "live"),
+        [
+            ("elyra-3.15.0-three-node.yaml", False),
+            ("elyra-4.0.0-three-node.yaml", True),
+            ("elyra-4.0.0-three-node-crio.yaml", True),
+            ("elyra-2.2.4-three-node.yaml", False),
+        ],
+    )
+    def test_auto_mode_follows_the_elyra_version(self, fixture, live):
+        """auto: Elyra >= 4.0 Python nodes only (read from the bootstrapper URL)."""
+        out = transform(load_fixture(FIXTURES / fixture)).workflow
+        python_node = next(t for t in out["spec"]["templates"] if "sidecars" in t)
+        assert ("initContainers" in python_node) is live
+
+    def test_on_forces_it_and_off_disables_it(self):
+        """mode on: also for 3.15; mode off: never."""
+        on = transform(
+            load_fixture(FIXTURES / "elyra-3.15.0-three-node.yaml"),
+            config_from_mapping({"live": {"mode": "on"}}),
+        )
+        assert "initContainers" in _templates(on.workflow)["run-a-file"]
+        off = transform(
+            load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"),
+            config_from_mapping({"live": {"mode": "off"}}),
+        )
+        assert all("initContainers" not in t for t in off.workflow["spec"]["templates"])
+
+    def test_crio_pythonpath_is_kept_after_ours(self):
+        """CRI-O mode sets PYTHONPATH for --user-volume-path installs: kept, after the live directory."""
+        out = transform(load_fixture(FIXTURES / "elyra-4.0.0-three-node-crio.yaml")).workflow
+        env = {
+            e["name"]: e["value"] for e in _templates(out)["run-a-file"]["container"]["env"] if "value" in e
+        }
+        assert (
+            env["PYTHONPATH"]
+            == "/elyra-sidecar/work/.elyra-sidecar-live:/opt/app-root/src/jupyter-work-dir/python3"
+        )

@@ -234,6 +234,7 @@ def run_step(
     main_env = _env(main.get("env") or [], secrets, values)
     if main_env.get("ELYRA_WRITABLE_CONTAINER_DIR") == "/tmp":
         main_env["ELYRA_WRITABLE_CONTAINER_DIR"] = str(pod / "tmp")
+    _map_env_paths(main_env, mounts)
     main_env.update(
         {
             "PATH": f"{bin_dir}:{image_bin}:/usr/bin:/bin",
@@ -242,6 +243,19 @@ def run_step(
             "LANG": "C.UTF-8",
         }
     )
+    # Template init containers run first, each to completion (as the kubelet does).
+    for init in template.get("initContainers") or []:
+        init_mounts = {m["mountPath"]: volumes[m["name"]] for m in init.get("volumeMounts") or []}
+        init_args = []
+        for arg in map(str, init.get("args") or []):
+            mapped = _map_path(arg, init_mounts) if arg.startswith("/") else None
+            init_args.append(str(mapped) if mapped is not None else arg)
+        init_cmd = list(init["command"])
+        if init_cmd[0] == "elyra-sidecar":
+            init_cmd[0] = str(Path(sys.executable).parent / "elyra-sidecar")
+        done = subprocess.run([*init_cmd, *init_args], capture_output=True, check=False, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"init container {init['name']} failed: {done.stderr.decode()[-2000:]}")
     argv = [_substitute(str(a), values) for a in [*(main.get("command") or []), *(main.get("args") or [])]]
 
     sidecar_spec = next(iter(template.get("sidecars") or []), None)
