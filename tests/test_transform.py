@@ -17,6 +17,8 @@ from transformer._io import dump_yaml
 GOLDEN_CASES = [(p, "default", {}) for p in ARGO_FIXTURES] + [
     (FIXTURES / "elyra-4.0.0-three-node.yaml", "lineage", {"lineage": {"enabled": True}}),
     (FIXTURES / "elyra-3.12.0-three-node.yaml", "lineage", {"lineage": {"enabled": True}}),
+    (FIXTURES / "elyra-4.0.0-three-node.yaml", "promote-all", {"parameters": {"promote_env": ["all"]}}),
+    (FIXTURES / "elyra-2.2.4-three-node.yaml", "promote-all", {"parameters": {"promote_env": ["all"]}}),
 ]
 
 
