@@ -3,6 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# The end-to-end tests run R nodes when an R runtime is there; Debian ships one (r-base-core).
+if ! command -v Rscript >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing R (r-base-core) for the R end-to-end tests"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends r-base-core; } \
+    >/tmp/elyra-sidecar-apt.log 2>&1 || echo "R could not be installed (see /tmp/elyra-sidecar-apt.log); R tests will skip"
+fi
 echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy" && .venv/bin/mypy
 echo "== pytest" && .venv/bin/python -m pytest "$@"

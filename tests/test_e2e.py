@@ -37,13 +37,13 @@ raise SystemExit("boom: the script failed")
 PARAMS = {"learning_rate": "0.1"}
 
 
-def _run(fixture: str, script: bytes, *, s3, template="run-a-file", config=None, **kwargs):
+def _run(fixture: str, script: bytes, *, s3, template="run-a-file", config=None, extra_files=None, **kwargs):
     workflow = transform(load_fixture(FIXTURES / fixture), config).workflow
     result = run_step(
         workflow,
         template,
         s3=s3,
-        files={"load_data.py": script, "train.ipynb": NOTEBOOK},
+        files={"load_data.py": script, "train.ipynb": NOTEBOOK, **(extra_files or {})},
         parameters=kwargs.pop("parameters", PARAMS),
         keep=True,
         **kwargs,
@@ -222,3 +222,56 @@ class TestPromotedParameters:
         cleanup(changed)
         assert default.sidecar_out.data == b"DATASET_URL=https://example.com/data.csv\n"
         assert changed.sidecar_out.data == b"DATASET_URL=s3://other-bucket/other.csv\n"
+
+
+R_SCRIPT = b"""cat("report 1/2: starting\\n")
+Sys.sleep(2)
+message("report 2/2: done (stderr)")
+writeLines(paste("title:", Sys.getenv("report_title")), "report.txt")
+"""
+R_EXPECTED = b"report 1/2: starting\nreport 2/2: done (stderr)\n"
+R_INPUTS = {"model.pkl": b"m", "metrics/*.json": b"{}", "data.csv": b"a\n"}
+R_PARAMS = {"report_title": "Weekly", "publish": "True"}
+
+
+@pytest.mark.skipif(
+    shutil.which("Rscript") is None, reason="no R runtime (scripts/test.sh installs r-base-core as root)"
+)
+class TestRNodes:
+    """R nodes: `Rscript <file>` writes <name>.log as it runs in 3.x."""
+
+    def test_r_node_live_and_mirrored_on_315(self, s3_server, cleanup):
+        """Elyra 3.15.0 R node: first line before the end, byte-exact stdout and object, report.txt exists."""
+        _, r = _run(
+            "elyra-3.15.0-three-node.yaml",
+            b"",
+            s3=s3_server,
+            template="run-a-file-3",
+            inputs=R_INPUTS,
+            parameters=R_PARAMS,
+            extra_files={"report.r": R_SCRIPT},
+        )
+        cleanup(r)
+        assert r.main_rc == 0, r.main_out.data.decode(errors="replace")[-3000:]
+        first, last = r.sidecar_out.arrival(b"report 1/2"), r.sidecar_out.arrival(b"report 2/2")
+        assert first is not None and last is not None and last - first > 1.5
+        assert r.sidecar_out.data == R_EXPECTED
+        assert s3_server.get("elyra-bucket", f"{r.node.cos_directory}/report.log") == R_EXPECTED
+        declared = {name: host for name, _, host in r.artifacts}
+        assert declared["report-txt"].read_text() == "title: Weekly\n"
+
+    def test_r_node_on_400_log_at_the_end(self, s3_server, cleanup):
+        """Elyra 4.0.0 R node (no live mode for R): the log arrives when the bootstrapper writes it."""
+        _, r = _run(
+            "elyra-4.0.0-three-node.yaml",
+            b"",
+            s3=s3_server,
+            template="run-a-file-3",
+            inputs=R_INPUTS,
+            parameters=R_PARAMS,
+            extra_files={"report.r": R_SCRIPT},
+        )
+        cleanup(r)
+        assert r.main_rc == 0, r.main_out.data.decode(errors="replace")[-3000:]
+        assert r.sidecar_out.data == R_EXPECTED
+        assert r.sidecar_out.arrival(b"report 1/2") > r.main_exited - 1.0
