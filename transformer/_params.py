@@ -23,7 +23,7 @@ from typing import Any
 
 from transformer._config import Config
 from transformer._elyra import ElyraNode
-from transformer._steps import LIVE_LOG_ENV, LIVE_SCRIPT_ENV, Notes, Placement, copy_tree
+from transformer._steps import LIVE_LOG_ENV, LIVE_SCRIPT_ENV, Notes, Placement, copy_tree, unique_name
 
 __all__ = ["promote_env_parameters"]
 
@@ -47,13 +47,8 @@ def _eligible(entry: Mapping[str, Any], wanted: set[str]) -> bool:
 
 
 def _unique(base: str, taken: set[str]) -> str:
-    name = base if base not in taken else f"{base}-env"
-    n = 2
-    while name in taken:
-        name = f"{base}-env-{n}"
-        n += 1
-    taken.add(name)
-    return name
+    """`base`, else `base-env`, `base-env-2`, ..."""
+    return unique_name(base if base not in taken else f"{base}-env", taken)
 
 
 def promote_env_parameters(

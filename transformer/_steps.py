@@ -29,6 +29,7 @@ __all__ = [
     "mark_transformed",
     "mount_work_dir",
     "set_unbuffered",
+    "unique_name",
 ]
 
 TRANSFORMED_ANNOTATION = "elyra-sidecar/transformed"
@@ -259,7 +260,11 @@ def _number(value: float) -> str:
 
 def artifact_name(path: str, taken: set[str]) -> str:
     """A name valid for Argo (`^[-a-zA-Z0-9_]+$`) made from `path`, unique against `taken` (updated)."""
-    base = _INVALID_NAME_CHARS.sub("-", path).strip("-") or "output"
+    return unique_name(_INVALID_NAME_CHARS.sub("-", path).strip("-") or "output", taken)
+
+
+def unique_name(base: str, taken: set[str]) -> str:
+    """`base`, or `base-2`, `base-3`, ... : the first one not in `taken` (which is updated)."""
     name = base
     n = 2
     while name in taken:

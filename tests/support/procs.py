@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.runner import StreamLog
+
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
     deadline = time.monotonic() + timeout
@@ -72,12 +74,7 @@ class SidecarProcess:
     def first_arrival(self, needle: bytes) -> float | None:
         """Monotonic time at which `needle` had fully arrived on stdout."""
         with self._lock:
-            acc = b""
-            for t, chunk in self._chunks:
-                acc += chunk
-                if needle in acc:
-                    return t
-        return None
+            return StreamLog(list(self._chunks)).arrival(needle)
 
     def wait_started(self, timeout: float = 10.0) -> None:
         assert wait_for(
