@@ -6,6 +6,7 @@ Run through `./scripts/demo.sh`. Everything runs on this machine: a real S3 serv
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ def main() -> int:
 
         files = {p.name: p.read_bytes() for p in (EXAMPLE / "progress.py",)}
         run = run_step(result.workflow, step["name"], s3=s3, files=files, echo=echo, keep=True)
+        keep = "--keep" in sys.argv[1:]
         node = run.node
         key = f"{node.cos_directory}/{node.log_file}"
         obj = s3.get(node.cos_bucket, key)
@@ -89,7 +91,11 @@ def main() -> int:
         for name, path, host in run.artifacts:
             state = "exists" if host.exists() else "missing"
             print(f"  {name:20} {path:45} {state}")
-        print(f"{DIM}(pod directory kept at {run.pod_dir}){RESET}")
+        if keep:
+            print(f"{DIM}(pod directory kept at {run.pod_dir}){RESET}")
+        else:
+            shutil.rmtree(run.pod_dir, ignore_errors=True)
+            print(f"{DIM}(run with --keep to look at the pod's directory afterwards){RESET}")
         return 0 if run.main_rc == 0 and run.sidecar_rc == 0 and same else 1
     finally:
         s3.stop()
