@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from tests.helpers import FIXTURES, load_fixture
+from tests.support import elyra
 from tests.support.runner import run_step
 from transformer import config_from_mapping, transform
 
@@ -133,6 +134,28 @@ class TestElyra315:
             assert declared[name].exists(), name
         assert declared["metrics"].is_dir() and (declared["metrics"] / "acc.json").exists()
         assert b"rows: 3" in declared["notebook-output"].read_bytes()
+
+
+class TestElyra313:
+    """Elyra 3.13.0: one `&&` chain that `cd`s into jupyter-work-dir before the bootstrapper."""
+
+    def test_and_chain_runs_in_jupyter_work_dir(self, s3_server, cleanup):
+        """The log and outputs land in <work>/jupyter-work-dir, streamed live, mirrored, artifacts there."""
+        if elyra.find_interpreter("3.10") is None:
+            pytest.skip(
+                "Elyra 3.13's bootstrapper needs Python 3.7-3.10 in the image; python3.10 is not installed"
+            )
+        _, r = _run("elyra-3.13.0-three-node.yaml", SCRIPT, s3=s3_server, parameters={})
+        cleanup(r)
+        assert r.main_rc == 0, r.main_out.data.decode(errors="replace")[-3000:]
+        first, last = r.sidecar_out.arrival(b"progress 1/3"), r.sidecar_out.arrival(b"progress 3/3")
+        assert first is not None and last is not None and last - first > 2.0
+        assert r.sidecar_out.data == EXPECTED
+        assert r.host_path("/elyra-sidecar/work/jupyter-work-dir/load_data.log").read_bytes() == EXPECTED
+        assert s3_server.get("elyra-bucket", f"{r.node.cos_directory}/load_data.log") == EXPECTED
+        paths = {name: path for name, path, _ in r.artifacts}
+        assert paths["data-csv"] == "/elyra-sidecar/work/jupyter-work-dir/data.csv"
+        assert [n for n, _, host in r.artifacts if not host.exists()] == []
 
 
 class TestElyra400:

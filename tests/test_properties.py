@@ -36,6 +36,10 @@ configs = st.fixed_dictionaries(
             },
         ),
         "lineage": st.fixed_dictionaries({}, optional={"enabled": st.booleans()}),
+        "live": st.fixed_dictionaries({}, optional={"mode": st.sampled_from(["auto", "on", "off"])}),
+        "parameters": st.fixed_dictionaries(
+            {}, optional={"promote_env": st.sampled_from([[], ["all"], ["DATASET_URL"]])}
+        ),
     },
 )
 

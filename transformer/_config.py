@@ -113,7 +113,7 @@ class LiveConfig:
     mode: Literal["auto", "on", "off"] = "auto"
     #: The template init container that installs sitecustomize.py into the work volume.
     init_container_name: str = "elyra-live-setup"
-    #: Directory (under the work volume's mount path) holding sitecustomize.py and the live log.
+    #: Directory (in the bootstrapper's working directory) holding sitecustomize.py and the live log.
     dir_name: str = ".elyra-sidecar-live"
 
 

@@ -148,7 +148,7 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
     if existing is not None and "value" not in existing:
         notes.warnings.append("no live output: PYTHONPATH comes from a reference, it cannot be extended")
         return notes
-    live_dir = posixpath.join(str(place.shared_mount["mountPath"]), config.live.dir_name)
+    live_dir = posixpath.join(place.run_dir, config.live.dir_name)  # inside the bootstrapper's directory
     if existing is not None:
         existing["value"] = f"{live_dir}:{existing['value']}" if existing["value"] else live_dir
     else:

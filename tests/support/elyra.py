@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -76,9 +77,40 @@ def bootstrapper(version: str) -> Path:
     return target
 
 
-def image_python() -> Path:
-    """A virtualenv standing in for the step's container image (Elyra's runtime packages installed)."""
-    venv = CACHE / "image-venv"
+class NoInterpreterError(RuntimeError):
+    """No Python of the version a step's Elyra release supports is installed here."""
+
+
+def find_interpreter(version: str) -> str | None:
+    """A Python `version` ("3.10") that really runs here: on PATH, or installed by pyenv, or Debian's."""
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += [str(p) for p in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))]
+    candidates.append(f"/usr/bin/python{version}")
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            probe = subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False)
+            if probe.returncode == 0:  # a pyenv shim of an inactive version fails here
+                return candidate
+    return None
+
+
+def _interpreter(version: str | None) -> str:
+    if version is None:
+        return sys.executable
+    found = find_interpreter(version)
+    if found is None:
+        raise NoInterpreterError(
+            f"python{version} is not installed (this Elyra release's bootstrapper needs it)"
+        )
+    return found
+
+
+def image_python(version: str | None = None) -> Path:
+    """A virtualenv standing in for the step's container image (Elyra's runtime packages installed).
+
+    `version` ("3.10") picks the image's Python; None is this interpreter's."""
+    venv = CACHE / (f"image-venv-{version}" if version else "image-venv")
     python = venv / "bin" / "python3"
     stamp = venv / ".ready"
     if stamp.exists():
@@ -86,14 +118,17 @@ def image_python() -> Path:
     with _Lock(CACHE / "image.lock"):
         if stamp.exists():
             return python
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        _pip(python, "install", "--quiet", *IMAGE_PACKAGES)
+        subprocess.run([_interpreter(version), "-m", "venv", "--clear", str(venv)], check=True)
+        # Elyra <= 3.13's bootstrapper uses packaging.version.LegacyVersion (gone in packaging 22);
+        # the images of its time (and its own requirements) had an older packaging.
+        extra = ["packaging<22"] if version == "3.10" else []
+        _pip(python, "install", "--quiet", *IMAGE_PACKAGES, *extra)
         _pip(python, "install", "--quiet", "--upgrade", "pip")
         stamp.touch()
     return python
 
 
-def image_pins() -> bytes:
+def image_pins(version: str | None = None) -> bytes:
     """`pip freeze` of the stand-in image: what the runner serves as requirements-elyra.txt."""
-    out = subprocess.run([str(image_python()), "-m", "pip", "freeze"], capture_output=True, check=True)
+    out = subprocess.run([str(image_python(version)), "-m", "pip", "freeze"], capture_output=True, check=True)
     return out.stdout

@@ -47,7 +47,7 @@ m = re.search(r"/elyra/v(\d+\.\d+\.\d+)/elyra/kfp/bootstrapper\.py$", url or "")
 if m and out:
     shutil.copyfile({cache!r} + "/elyra/" + m.group(1) + "/bootstrapper.py", out)
     sys.exit(0)
-if url and url.endswith("/requirements-elyra.txt") and out:
+if url and re.search(r"/requirements-elyra(-py37)?\.txt$", url) and out:
     shutil.copyfile({pins!r}, out)
     sys.exit(0)
 sys.stderr.write("curl (e2e stand-in): no offline answer for %s\n" % url)
@@ -223,13 +223,15 @@ def run_step(
     bin_dir = pod / "bin"
     bin_dir.mkdir()
     pins = pod / "requirements-elyra.txt"
-    pins.write_bytes(elyra.image_pins())
+    # Elyra before 3.14 accepts Python 3.7-3.10 only (its determine_elyra_requirements()).
+    image_version = "3.10" if node.elyra_version is not None and node.elyra_version < (3, 14, 0) else None
+    pins.write_bytes(elyra.image_pins(image_version))
     if node.elyra_version is not None and node.bootstrapper_source == "elyra":
         elyra.bootstrapper(".".join(map(str, node.elyra_version)))
     curl = bin_dir / "curl"
     curl.write_text(CURL.format(python=sys.executable, cache=str(elyra.CACHE), pins=str(pins)))
     curl.chmod(0o755)
-    image_bin = elyra.image_python().parent
+    image_bin = elyra.image_python(image_version).parent
 
     main_env = _env(main.get("env") or [], secrets, values)
     if main_env.get("ELYRA_WRITABLE_CONTAINER_DIR") == "/tmp":
