@@ -141,3 +141,75 @@ class TestMirror:
         assert wait_for(lambda: sc.out == b"y\n")
         assert sc.terminate()[0] == 0
         assert '"mirror_disabled"' in sc.err and "AWS_ACCESS_KEY_ID" in sc.err
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """A second S3 server that also serves https, with a certificate from a private CA."""
+    import trustme
+
+    from tests.support.s3 import start_s3
+
+    d = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    leaf.cert_chain_pems[0].write_to_path(str(d / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(d / "key.pem"))
+    ca.cert_pem.write_to_path(str(d / "ca.pem"))
+    server = start_s3(tls=(str(d / "cert.pem"), str(d / "key.pem")))
+    server.make_bucket(BUCKET)
+    yield server, d / "ca.pem"
+    server.stop()
+
+
+class TestHttps:
+    def test_https_endpoint_with_a_private_ca(self, tls_server, tmp_path):
+        """https endpoint signed by a private CA, trusted through --ca-bundle: the object equals the file."""
+        server, ca = tls_server
+        assert server.https_endpoint
+        (tmp_path / "a.log").write_bytes(b"over tls\n")
+        sc = SidecarProcess(
+            "--dir",
+            str(tmp_path),
+            "--file",
+            "a.log",
+            "--endpoint",
+            server.https_endpoint,
+            "--bucket",
+            BUCKET,
+            "--key",
+            "tls/a.log",
+            "--ca-bundle",
+            str(ca),
+            "--upload-interval",
+            "0.2",
+            env=server.env,
+        )
+        assert wait_for(lambda: server.get(BUCKET, "tls/a.log") == b"over tls\n", timeout=10), sc.err
+        assert sc.terminate()[0] == 0
+
+    def test_untrusted_certificate_is_refused_not_fatal(self, tls_server, tmp_path):
+        """Without the CA bundle the certificate is not trusted: upload_failed, still streams, exit 0."""
+        server, _ = tls_server
+        (tmp_path / "a.log").write_bytes(b"x\n")
+        sc = SidecarProcess(
+            "--dir",
+            str(tmp_path),
+            "--file",
+            "a.log",
+            "--endpoint",
+            server.https_endpoint,
+            "--bucket",
+            BUCKET,
+            "--key",
+            "tls/untrusted.log",
+            "--upload-interval",
+            "0.2",
+            "--shutdown-deadline",
+            "3",
+            env=server.env,
+        )
+        assert wait_for(lambda: '"upload_failed"' in sc.err, timeout=10)
+        rc, _ = sc.terminate()
+        assert rc == 0 and sc.out == b"x\n"
+        assert server.get(BUCKET, "tls/untrusted.log") is None

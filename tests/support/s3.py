@@ -51,6 +51,7 @@ class S3Server:
     process: subprocess.Popen[bytes]
     data_dir: str
     log_path: str
+    https_endpoint: str | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -89,7 +90,7 @@ class S3Server:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def start_s3(timeout: float = 60.0, port: int | None = None) -> S3Server:
+def start_s3(timeout: float = 60.0, port: int | None = None, tls: tuple[str, str] | None = None) -> S3Server:
     """Start SeaweedFS (master, volume, filer, S3) on 127.0.0.1 (S3 on `port`, or a free one)."""
     data_dir = tempfile.mkdtemp(prefix="elyra-sidecar-s3-")
     config = Path(data_dir) / "s3.json"
@@ -132,11 +133,16 @@ def start_s3(timeout: float = 60.0, port: int | None = None) -> S3Server:
         "-volume.max=20",
         f"-filer.localSocket={data_dir}/filer.sock",
     ]
+    https_port = None
+    if tls is not None:  # (certificate file, key file): S3 over TLS too, on its own port
+        (https_port,) = _free_ports(1)
+        args += [f"-s3.cert.file={tls[0]}", f"-s3.key.file={tls[1]}", f"-s3.port.https={https_port}"]
     with open(log_path, "wb") as log:  # noqa: PTH123 - handed to the child
         process = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir, start_new_session=True
         )
     server = S3Server(f"http://127.0.0.1:{s3}", s3, process, data_dir, log_path)
+    server.https_endpoint = f"https://127.0.0.1:{https_port}" if https_port else None
     deadline = time.monotonic() + timeout
     probe = "elyra-sidecar-probe"
     while True:
