@@ -87,6 +87,11 @@ def _summary(added: tuple[str, ...]) -> str:
         parts.append(f"{outputs} output artifact{'s' if outputs > 1 else ''}")
     if inputs:
         parts.append(f"{inputs} input artifact{'s' if inputs > 1 else ''}")
+    if any(a.startswith("live output") for a in added):
+        parts.append("live output")
+    params = sum(a.startswith("run parameter ") for a in added)
+    if params:
+        parts.append(f"{params} run parameter{'s' if params > 1 else ''}")
     if any(a.startswith("env PYTHONUNBUFFERED") for a in added):
         parts.append("unbuffered")
     return ", ".join(parts) or "-"
