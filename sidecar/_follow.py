@@ -310,9 +310,7 @@ class Follower:
         """Bring one file up to date: open, detect truncation/replacement/deletion, read to EOF."""
         try:
             st: os.stat_result | None = os.stat(state.path)
-        except FileNotFoundError:
-            st = None
-        except OSError:
+        except OSError:  # absent (FileNotFoundError) or unreadable: treated alike
             st = None
         if st is not None and not stat.S_ISREG(st.st_mode):
             st = None
@@ -355,17 +353,15 @@ class Follower:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
-        interval = self.options.poll_interval if self.mode == "polling" else self.options.recheck_interval
         while not self.stop_requested:
             now = self.clock()
             for state in self.states:
                 self.check(state, now)
             self._ensure_watch()
-            timeout = interval
+            # The mode can fall back to polling mid-run, so the interval is chosen on every turn.
+            timeout = self.options.poll_interval if self.mode == "polling" else self.options.recheck_interval
             if any(s.pending for s in self.states):
                 timeout = min(timeout, self.options.idle_flush / 2)
-            if self.mode == "polling":
-                timeout = min(timeout, self.options.poll_interval)
             readable, _, _ = select.select([self._wake_r], [], [], timeout)
             if readable:
                 try:

@@ -53,15 +53,18 @@ def _unique(base: str, taken: set[str]) -> str:
 
 def promote_env_parameters(
     workflow: dict[str, Any],
+    spec: dict[str, Any],
     nodes: Mapping[str, tuple[ElyraNode, Placement]],
     config: Config,
 ) -> tuple[dict[str, Notes], list[str]]:
-    """Promote the selected env entries of the rewritten nodes. Mutates `workflow`'s own copies only."""
+    """Promote the selected env entries of the rewritten nodes.
+
+    `spec` is the output workflow's own spec (`workflow.spec`, or `.spec.workflowSpec` of a CronWorkflow);
+    only `transform`'s private copies are changed."""
     notes: dict[str, Notes] = {name: Notes() for name in nodes}
     wanted = set(config.parameters.promote_env)
     if not wanted:
         return notes, []
-    spec = workflow["spec"] if workflow.get("kind") != "CronWorkflow" else workflow["spec"]["workflowSpec"]
     templates = {t.get("name"): t for t in spec["templates"] if isinstance(t, dict)}
     # name -> [(template, env entry)]
     found: dict[str, list[tuple[str, dict[str, Any]]]] = {}

@@ -297,13 +297,13 @@ def transform(workflow: Mapping[str, Any], config: Config | None = None) -> Tran
                 node_notes[name].added += extra.added
                 node_notes[name].warnings += extra.warnings
         if config.parameters.promote_env:
-            promoted, promote_warnings = promote_env_parameters(out, rewritten, config)
+            promoted, promote_warnings = promote_env_parameters(out, spec, rewritten, config)
             warnings += promote_warnings
             for name, extra in promoted.items():
                 node_notes[name].added += extra.added
     for name, (node, place) in rewritten.items():
         notes = node_notes[name]
-        template = next(t for t in templates_of(out) if isinstance(t, dict) and t.get("name") == name)
+        template = templates_of(out)[node.template_index]
         reports.append(
             NodeReport(
                 name,

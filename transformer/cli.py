@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TextIO
 
 from transformer import __version__
@@ -119,13 +119,9 @@ def _report_text(result: TransformResult, out: TextIO) -> None:
 def _transform_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.promote_env:
-        from dataclasses import replace as _replace  # noqa: PLC0415
-
         names = [n.strip() for n in args.promote_env.split(",") if n.strip()]
-        config = _replace(config, parameters=_replace(config.parameters, promote_env=names))
+        config = replace(config, parameters=replace(config.parameters, promote_env=names))
     if args.only_annotated or args.strict:
-        from dataclasses import replace  # noqa: PLC0415
-
         config = replace(
             config,
             selection=replace(
