@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import trustme  # noqa: E402
 
 from bench.transform_bench import synthetic  # noqa: E402
-from transformer import config_from_mapping, transform  # noqa: E402
+from elyra_sidecar.transformer import config_from_mapping, transform  # noqa: E402
 
 NODES, CLIENTS, PER_CLIENT = 50, 20, 25
 
@@ -61,7 +61,7 @@ def main() -> int:
         [
             sys.executable,
             "-m",
-            "transformer.cli",
+            "elyra_sidecar",
             "webhook",
             "--tls-cert",
             str(tmp / "tls.crt"),

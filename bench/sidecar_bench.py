@@ -1,6 +1,6 @@
 """The sidecar next to GNU `tail -F`, measured in one run on this machine.
 
-For each follower (`python -m sidecar --dir D --file f` and `tail -F -n +1 D/f`):
+For each follower (`python -m elyra_sidecar.sidecar --dir D --file f` and `tail -F -n +1 D/f`):
   start      spawn -> first byte of an existing one-line file on its stdout (median of 5)
   latency    append one line -> that line read from its stdout pipe; 300 lines, 10 ms apart (p50, p99)
   catch-up   a 100 MB file (100-byte lines) through a pipe, first byte to last (MB/s, median of 3;
@@ -31,7 +31,7 @@ def command(kind: str, directory: Path) -> list[str]:
         return [
             sys.executable,
             "-m",
-            "sidecar",
+            "elyra_sidecar.sidecar",
             "--dir",
             str(directory),
             "--file",

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
+from elyra_sidecar.transformer import transform  # noqa: E402
+from elyra_sidecar.transformer._io import _Loader, dump_yaml  # noqa: E402
 from tests.helpers import ELYRA_FIXTURES, load_fixture  # noqa: E402
-from transformer import transform  # noqa: E402
-from transformer._io import _Loader, dump_yaml  # noqa: E402
 
 SIZES = (10, 100, 1000)
 

@@ -14,7 +14,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from transformer._config import config_json_schema  # noqa: E402
+from elyra_sidecar.transformer._config import config_json_schema  # noqa: E402
 
 TARGET = ROOT / "charts" / "elyra-sidecar" / "values.schema.json"
 

@@ -11,4 +11,5 @@ if ! command -v Rscript >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-
 fi
 echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy" && .venv/bin/mypy
+echo "== import-linter" && .venv/bin/lint-imports --no-cache
 echo "== pytest" && .venv/bin/python -m pytest "$@"

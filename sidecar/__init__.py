@@ -1,1 +1,4 @@
-"""The elyra-sidecar log follower: streams an Elyra step's script log to stdout and mirrors it to S3."""
+"""What runs in the step pod: `tail` (the elyra-log sidecar), `install-live` and the live hook.
+
+Imports nothing of the transformer or the webhook (import-linter keeps it so).
+"""

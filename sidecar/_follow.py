@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar._mirror import Mirror, MirrorTarget
+from elyra_sidecar.sidecar._mirror import Mirror, MirrorTarget
 
 __all__ = ["Follower", "FollowerOptions", "Output"]
 

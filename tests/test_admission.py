@@ -13,10 +13,10 @@ import jsonpatch
 import pytest
 import yaml
 
+from elyra_sidecar.transformer import Config, config_from_mapping, transform
+from elyra_sidecar.webhook._admission import admit
+from elyra_sidecar.webhook._patch import make_patch, pointer
 from tests.helpers import ARGO_FIXTURES, ELYRA_FIXTURES, FIXTURES, load_fixture
-from transformer import Config, config_from_mapping, transform
-from transformer._admission import admit
-from transformer._patch import make_patch, pointer
 
 OPTED_IN = Config()
 OPTED_IN = replace(OPTED_IN, selection=replace(OPTED_IN.selection, only_annotated=True))
@@ -146,7 +146,7 @@ class TestAdmit:
         src = tmp_path / "in.yaml"
         src.write_text(yaml.safe_dump(workflow))
         proc = subprocess.run(
-            [sys.executable, "-m", "transformer.cli", "transform", "--only-annotated", "-q", str(src)],
+            [sys.executable, "-m", "elyra_sidecar", "transform", "--only-annotated", "-q", str(src)],
             capture_output=True,
             check=True,
         )

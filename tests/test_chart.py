@@ -14,9 +14,9 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from elyra_sidecar.transformer import config_from_mapping
 from tests.helpers import FIXTURES, ROOT, load_fixture
 from tests.support.helm import helm_binary
-from transformer import config_from_mapping
 
 CHART = ROOT / "charts" / "elyra-sidecar"
 VALUES = ROOT / "tests" / "chart-values"

@@ -19,7 +19,7 @@ FIXTURE = FIXTURES / "elyra-4.0.0-three-node.yaml"
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "transformer.cli", "transform", *args],
+        [sys.executable, "-m", "elyra_sidecar", "transform", *args],
         input=stdin,
         capture_output=True,
         check=False,

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from elyra_sidecar.transformer import Config, ConfigError, config_from_mapping, load_config
+from elyra_sidecar.transformer._config import config_to_mapping
 from tests.helpers import ROOT
-from transformer import Config, ConfigError, config_from_mapping, load_config
-from transformer._config import config_to_mapping
 
 
 def _keys(data, prefix=""):

@@ -10,10 +10,10 @@ import shutil
 
 import pytest
 
+from elyra_sidecar.transformer import config_from_mapping, transform
 from tests.helpers import FIXTURES, load_fixture
 from tests.support import elyra
 from tests.support.runner import run_step
-from transformer import config_from_mapping, transform
 
 LIVE_OFF = config_from_mapping({"live": {"mode": "off"}})
 

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
+from elyra_sidecar.transformer._elyra import NodeParseError, read_elyra_node
 from tests.helpers import FIXTURES, load_fixture
-from transformer._elyra import NodeParseError, read_elyra_node
 
 # (fixture, template) -> (kind, run dir, log file, outputs, version label)
 EXPECTED = {

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.live import install
+from elyra_sidecar.sidecar.live import install
 
 PYTHONS = {
     v: Path(f"/root/.pyenv/versions/{v}/bin/python3")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from elyra_sidecar.transformer import Config
 from tests.helpers import ROOT
-from transformer import Config
 
 
 class TestDockerfile:

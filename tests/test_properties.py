@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from elyra_sidecar.transformer import config_from_mapping, transform
+from elyra_sidecar.transformer._elyra import read_elyra_node
 from tests.helpers import ARGO_FIXTURES, SCHEMA_FILES, load_fixture, schema_errors
-from transformer import config_from_mapping, transform
-from transformer._elyra import read_elyra_node
 
 _NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
 # Every container template of every real fixture (Elyra nodes of every version, and plain KFP ones).

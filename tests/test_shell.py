@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transformer._shell import ShellSyntaxError, change_directory, parse_script
+from elyra_sidecar.transformer._shell import ShellSyntaxError, change_directory, parse_script
 
 
 class TestParseScript:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from elyra_sidecar.transformer import Config, NodeParseError, WorkflowError, config_from_mapping, transform
+from elyra_sidecar.transformer._io import dump_yaml
 from tests.helpers import ARGO_FIXTURES, FIXTURES, GOLDEN, SCHEMA_FILES, load_fixture, schema_errors
-from transformer import Config, NodeParseError, WorkflowError, config_from_mapping, transform
-from transformer._io import dump_yaml
 
 GOLDEN_CASES = [(p, "default", {}) for p in ARGO_FIXTURES] + [
     (FIXTURES / "elyra-4.0.0-three-node.yaml", "lineage", {"lineage": {"enabled": True}}),

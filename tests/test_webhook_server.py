@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import trustme
 
+from elyra_sidecar.transformer import Config, transform
 from tests.helpers import FIXTURES, load_fixture
 from tests.support.procs import wait_for
 from tests.test_admission import annotate, patched, review
-from transformer import Config, transform
 
 
 def free_port() -> int:
@@ -45,7 +45,7 @@ class Server:
             [
                 sys.executable,
                 "-m",
-                "transformer.cli",
+                "elyra_sidecar",
                 "webhook",
                 "--config",
                 str(cfg),

@@ -3,17 +3,15 @@
 Public surface: `transform()`, `Config` and `load_config()`, and the result types.
 """
 
-from transformer._config import Config, ConfigError, config_from_mapping, load_config
-from transformer._elyra import ElyraNode, NodeParseError
-from transformer._transform import (
+from elyra_sidecar.transformer._config import Config, ConfigError, config_from_mapping, load_config
+from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError
+from elyra_sidecar.transformer._transform import (
     INJECT_ANNOTATION,
     NodeReport,
     TransformResult,
     WorkflowError,
     transform,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "INJECT_ANNOTATION",
@@ -24,7 +22,6 @@ __all__ = [
     "NodeReport",
     "TransformResult",
     "WorkflowError",
-    "__version__",
     "config_from_mapping",
     "load_config",
     "transform",

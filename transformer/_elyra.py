@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from transformer._shell import ShellSyntaxError, Word, change_directory, parse_script
+from elyra_sidecar.transformer._shell import ShellSyntaxError, Word, change_directory, parse_script
 
 __all__ = ["ElyraNode", "NodeParseError", "is_elyra_candidate", "read_elyra_node"]
 

@@ -21,9 +21,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from transformer._config import Config
-from transformer._elyra import ElyraNode
-from transformer._steps import LIVE_LOG_ENV, LIVE_SCRIPT_ENV, Notes, Placement, copy_tree, unique_name
+from elyra_sidecar.transformer._config import Config
+from elyra_sidecar.transformer._elyra import ElyraNode
+from elyra_sidecar.transformer._steps import (
+    LIVE_LOG_ENV,
+    LIVE_SCRIPT_ENV,
+    Notes,
+    Placement,
+    copy_tree,
+    unique_name,
+)
 
 __all__ = ["promote_env_parameters"]
 

@@ -12,9 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar import contract
-from transformer._config import Config
-from transformer._elyra import ElyraNode
+from elyra_sidecar import contract
+from elyra_sidecar._version import version
+from elyra_sidecar.transformer._config import Config
+from elyra_sidecar.transformer._elyra import ElyraNode
 
 __all__ = [
     "NODE_STEPS",
@@ -32,7 +33,7 @@ __all__ = [
     "unique_name",
 ]
 
-TRANSFORMED_ANNOTATION = "elyra-sidecar/transformed"
+TRANSFORMED_ANNOTATION = contract.ANNOTATION_TRANSFORMED
 _INVALID_NAME_CHARS = re.compile(r"[^-a-zA-Z0-9_]+")
 _WILDCARDS = ("*", "?", "[")
 
@@ -123,8 +124,8 @@ def set_unbuffered(template: dict[str, Any], node: ElyraNode, place: Placement, 
     return notes
 
 
-LIVE_SCRIPT_ENV = "ELYRA_SIDECAR_LIVE_SCRIPT"
-LIVE_LOG_ENV = "ELYRA_SIDECAR_LIVE_LOG"
+LIVE_SCRIPT_ENV = contract.LIVE_SCRIPT_ENV
+LIVE_LOG_ENV = contract.LIVE_LOG_ENV
 
 
 def _wants_live(node: ElyraNode, config: Config) -> bool:
@@ -164,7 +165,7 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
             "name": config.live.init_container_name,
             "image": cfg.image,
             "imagePullPolicy": cfg.image_pull_policy,
-            "command": [cfg.command[0], "install-live"],
+            "command": [cfg.command[0], contract.INSTALL_LIVE_COMMAND],
             "args": ["--dest", live_dir],
             "resources": copy_tree(cfg.resources),
             "securityContext": copy_tree(cfg.security_context),
@@ -343,8 +344,7 @@ def declare_output_artifacts(
 def mark_transformed(template: dict[str, Any], node: ElyraNode, place: Placement, config: Config) -> Notes:
     """The annotation that makes a second run change nothing."""
     del node, place, config
-    from transformer import __version__  # noqa: PLC0415 - avoids an import cycle at module load
-
+    __version__ = version()
     metadata = template.setdefault("metadata", {})
     metadata.setdefault("annotations", {})[TRANSFORMED_ANNOTATION] = __version__
     return Notes(added=[f"annotation {TRANSFORMED_ANNOTATION}={__version__}"])

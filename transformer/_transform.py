@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from transformer._config import Config
-from transformer._elyra import ElyraNode, NodeParseError, is_elyra_candidate, read_elyra_node
-from transformer._params import promote_env_parameters
-from transformer._steps import (
+from elyra_sidecar import contract
+from elyra_sidecar.transformer._config import Config
+from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, is_elyra_candidate, read_elyra_node
+from elyra_sidecar.transformer._params import promote_env_parameters
+from elyra_sidecar.transformer._steps import (
     NODE_STEPS,
     TRANSFORMED_ANNOTATION,
     Notes,
@@ -28,7 +29,7 @@ __all__ = [
     "transform",
 ]
 
-INJECT_ANNOTATION = "elyra-sidecar/inject"
+INJECT_ANNOTATION = contract.ANNOTATION_INJECT
 _WORKFLOW_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 
 NodeStatus = Literal["transformed", "already-transformed", "opted-out", "not-selected", "unreadable"]

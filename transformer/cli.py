@@ -1,4 +1,5 @@
-"""`elyra-sidecar`: the command line. `main() -> int`; errors are one `Error:` line on stderr.
+"""`elyra-sidecar transform`: the command line of the rewrite. `main(argv) -> int`; errors are one `Error:`
+line on stderr.
 
 Exit codes: 0 done, 1 a problem with the input (or `--check` found changes), 2 usage, 130 Ctrl-C.
 """
@@ -12,26 +13,23 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import TextIO
 
-from transformer import __version__
-from transformer._config import ConfigError, load_config
-from transformer._elyra import NodeParseError
-from transformer._io import InputError, check_output_path, load_input, render_output, write_output
-from transformer._transform import TransformResult, WorkflowError, transform
+from elyra_sidecar.transformer._config import ConfigError, load_config
+from elyra_sidecar.transformer._elyra import NodeParseError
+from elyra_sidecar.transformer._io import (
+    InputError,
+    check_output_path,
+    load_input,
+    render_output,
+    write_output,
+)
+from elyra_sidecar.transformer._transform import TransformResult, WorkflowError, transform
 
 __all__ = ["main"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="elyra-sidecar",
-        description="Make Elyra pipeline logs and outputs visible in Kubeflow Pipelines.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    t = sub.add_parser(
-        "transform",
-        help="rewrite an Elyra-compiled Workflow (YAML or KFP package)",
+def parser() -> argparse.ArgumentParser:
+    t = argparse.ArgumentParser(
+        prog="elyra-sidecar transform",
         description="Rewrite an Elyra-compiled Argo Workflow: shared work dir, log sidecar, "
         "output artifacts. Reads YAML or a KFP package and writes the same format.",
     )
@@ -56,25 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         help="turn these node env variables (or all) into KFP run parameters",
     )
     t.add_argument("--quiet", "-q", action="store_true", help="no report on stderr")
-
-    w = sub.add_parser(
-        "webhook",
-        help="run the admission webhook (in-cluster mode)",
-        description="Serve Kubernetes AdmissionReview v1 for Argo Workflow CREATE on POST /mutate.",
-    )
-    w.add_argument("--config", help="YAML config file (the chart's ConfigMap)")
-    w.add_argument("--tls-cert", required=True, help="PEM certificate (reloaded when it changes)")
-    w.add_argument("--tls-key", required=True, help="PEM private key")
-    w.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
-    w.add_argument("--port", type=int, default=8443, help="port (default 8443)")
-
-    sub.add_parser(
-        "tail", help="(in the pod) follow the script log; see `elyra-sidecar tail --help`", add_help=False
-    )
-    sub.add_parser(
-        "install-live", help="(init container) install the Elyra 4.x live-output hook", add_help=False
-    )
-    return parser
+    return t
 
 
 def _summary(added: tuple[str, ...]) -> str:
@@ -151,23 +131,8 @@ def _transform_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["install-live"]:
-        from sidecar.live import main as live_main  # noqa: PLC0415
-
-        return live_main(argv[1:])
-    if argv[:1] == ["tail"]:
-        from sidecar.__main__ import main as tail_main  # noqa: PLC0415 - the sidecar loads only here
-
-        return tail_main(argv[1:])
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        if args.command == "webhook":
-            from transformer.webhook import serve  # noqa: PLC0415 - the server loads only here
-
-            return serve(
-                load_config(args.config), cert=args.tls_cert, key=args.tls_key, host=args.host, port=args.port
-            )
         return _transform_command(args)
     except (InputError, WorkflowError, ConfigError, NodeParseError, OSError) as exc:
         sys.stderr.write(f"Error: {exc}\n")

@@ -24,7 +24,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
 
 
 class SidecarProcess:
-    """`python -m sidecar ...` with stdout collected (bytes, with arrival times) by a reader thread."""
+    """`python -m elyra_sidecar.sidecar ...` with stdout collected (bytes, with arrival times) by a reader thread."""
 
     def __init__(
         self, *args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None
@@ -32,7 +32,7 @@ class SidecarProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "sidecar", "--diagnostics", "json", *args],
+            [*(prefix or []), sys.executable, "-m", "elyra_sidecar.sidecar", "--diagnostics", "json", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=full_env,

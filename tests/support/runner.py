@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elyra_sidecar.transformer._elyra import ElyraNode, read_elyra_node
 from tests.support import elyra
-from transformer._elyra import ElyraNode, read_elyra_node
 
 _PARAM = re.compile(r"\{\{\s*([a-zA-Z0-9_.-]+)\s*\}\}")
 

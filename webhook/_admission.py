@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from transformer._config import Config
-from transformer._patch import make_patch
-from transformer._transform import transform
+from elyra_sidecar.transformer._config import Config
+from elyra_sidecar.transformer._transform import transform
+from elyra_sidecar.webhook._patch import make_patch
 
 __all__ = ["Outcome", "admit"]
 

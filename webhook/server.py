@@ -24,9 +24,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from sidecar import logs
-from transformer._admission import admit
-from transformer._config import Config
+from elyra_sidecar import diagnostics
+from elyra_sidecar.transformer._config import Config
+from elyra_sidecar.webhook._admission import admit
 
 __all__ = ["CertReloader", "Metrics", "make_app", "serve"]
 
@@ -85,7 +85,7 @@ class Metrics:
 def make_app(config: Config, *, metrics: Metrics | None = None, log: Any = None) -> web.Application:
     """The aiohttp application (no TLS, no listening: `serve()` adds those)."""
     metrics = metrics or Metrics()
-    log = log or logs.get_logger("elyra-sidecar-webhook")
+    log = log or diagnostics.get_logger("elyra-sidecar-webhook")
     app = web.Application(client_max_size=config.webhook.max_request_bytes)
     state = {"ready": True}
     app["state"] = state
@@ -155,8 +155,8 @@ def serve(config: Config, *, cert: str, key: str, host: str = "0.0.0.0", port: i
     """Run until SIGTERM/SIGINT, then drain: not ready, still serving for `webhook.drain_seconds` (the
     endpoints controller needs that long to stop routing here), then stop accepting and give in-flight
     requests `webhook.shutdown_grace_seconds` to finish."""
-    logs.configure()
-    log = logs.get_logger("elyra-sidecar-webhook")
+    diagnostics.configure()
+    log = diagnostics.get_logger("elyra-sidecar-webhook")
     reloader = CertReloader(cert, key)
     return asyncio.run(_serve(config, reloader, host, port, log))
 

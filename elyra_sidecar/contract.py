@@ -1,7 +1,7 @@
-"""The sidecar's command-line contract: the one place that names its arguments and environment.
+"""The names every room agrees on: the sidecar's command line, the live hook's environment, annotations.
 
-The transformer imports this module to write the sidecar container spec; the sidecar's own argument
-parser is built from it. The sidecar never imports the transformer.
+The transformer (and the webhook) import this module to write container specs; the sidecar's own argument
+parser is built from it. It sits below every room and imports nothing of them (import-linter checks).
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ANNOTATION_INJECT",
+    "ANNOTATION_TRANSFORMED",
     "ARG_BUCKET",
     "ARG_CA_BUNDLE",
     "ARG_DIR",
@@ -20,11 +22,16 @@ __all__ = [
     "ARG_SHUTDOWN_DEADLINE",
     "ARG_UPLOAD_INTERVAL",
     "CREDENTIAL_ENV",
-    "SUBCOMMAND",
+    "INSTALL_LIVE_COMMAND",
+    "LIVE_LOG_ENV",
+    "LIVE_SCRIPT_ENV",
+    "TAIL_COMMAND",
 ]
 
-#: `elyra-sidecar tail ...` (also `python -m sidecar ...`).
-SUBCOMMAND: Final = "tail"
+#: `elyra-sidecar tail ...` (also `python -m elyra_sidecar.sidecar ...`): the elyra-log container.
+TAIL_COMMAND: Final = "tail"
+#: `elyra-sidecar install-live --dest DIR`: the init container that places the live hook.
+INSTALL_LIVE_COMMAND: Final = "install-live"
 #: Directory to watch: where the bootstrapper writes `<name>.log` (absolute, inside the shared volume).
 ARG_DIR: Final = "--dir"
 #: A file name (relative to --dir) to follow; repeatable.
@@ -48,3 +55,13 @@ ARG_POLL: Final = "--poll"
 
 #: Credentials the sidecar reads from its environment (the same entries the main container has).
 CREDENTIAL_ENV: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+#: The live hook (sidecar/live_sitecustomize.py, which runs in the user's image and cannot import this
+#: module, spells the same names): the script's base name, and where to write the live copy of its output.
+LIVE_SCRIPT_ENV: Final = "ELYRA_SIDECAR_LIVE_SCRIPT"
+LIVE_LOG_ENV: Final = "ELYRA_SIDECAR_LIVE_LOG"
+
+#: Opt-in/opt-out per Workflow, template or Pod: "true" / "false".
+ANNOTATION_INJECT: Final = "elyra-sidecar/inject"
+#: Set on what we changed, with our version as the value: a second run changes nothing.
+ANNOTATION_TRANSFORMED: Final = "elyra-sidecar/transformed"
