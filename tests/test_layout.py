@@ -1,0 +1,139 @@
+"""The one import namespace: what the wheel installs, what each command imports, the dispatcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from elyra_sidecar import _cli, contract
+from tests.helpers import ROOT
+from tests.support.elyra import CACHE, _Lock
+
+_PROBE = """
+import json, sys
+from elyra_sidecar._cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def _modules_after(*argv: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running `elyra-sidecar ARGV`."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv], capture_output=True, check=False, timeout=60, cwd="/"
+    )
+    return set(json.loads(proc.stderr.decode().strip().splitlines()[-1]))
+
+
+def _wheel(tmp_path: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("elyra_sidecar-*.whl")
+    return wheel
+
+
+class TestDispatcher:
+    def test_tail_imports_no_other_room(self):
+        """`elyra-sidecar tail --help` loads the pod room only: no transformer, PyYAML, webhook or aiohttp."""
+        loaded = _modules_after(contract.TAIL_COMMAND, "--help")
+        assert "elyra_sidecar.sidecar.tail" in loaded
+        heavy = {"elyra_sidecar.transformer", "elyra_sidecar.webhook", "yaml", "aiohttp", "prometheus_client"}
+        assert not {m for m in loaded if m.split(".")[0] in heavy or m in heavy or m.startswith(tuple(heavy))}
+
+    def test_install_live_imports_no_other_room(self):
+        """`elyra-sidecar install-live --help` loads neither the transformer nor PyYAML."""
+        loaded = _modules_after(contract.INSTALL_LIVE_COMMAND, "--help")
+        assert "elyra_sidecar.sidecar.live" in loaded
+        assert not {m for m in loaded if m.startswith(("elyra_sidecar.transformer", "elyra_sidecar.webhook"))}
+        assert "yaml" not in loaded
+
+    def test_transform_imports_no_server(self):
+        """`elyra-sidecar transform --help` loads neither the webhook server nor the pod room."""
+        loaded = _modules_after("transform", "--help")
+        assert "elyra_sidecar.transformer.cli" in loaded
+        assert not {
+            m for m in loaded if m.startswith(("elyra_sidecar.webhook", "elyra_sidecar.sidecar", "aiohttp"))
+        }
+
+    @pytest.mark.parametrize("command", list(_cli.COMMANDS))
+    def test_every_command_has_a_main(self, command):
+        """Each entry of the dispatch table names a module with `main(argv)` that answers `--help` with 0."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "elyra_sidecar", command, "--help"],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert f"elyra-sidecar {command}" in proc.stdout.decode()
+
+    @pytest.mark.parametrize(("argv", "code"), [([], 2), (["nope"], 2), (["--version"], 0), (["--help"], 0)])
+    def test_top_level_exit_codes(self, argv, code):
+        """No command or an unknown one is a usage error (2); --version and --help exit 0."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "elyra_sidecar", *argv], capture_output=True, check=False, timeout=60
+        )
+        assert proc.returncode == code
+        if argv == ["--version"]:
+            assert proc.stdout.decode().strip() == f"elyra-sidecar {_version_from_pyproject()}"
+
+
+def _version_from_pyproject() -> str:
+    import tomllib
+
+    return str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
+
+
+class TestWheel:
+    def test_one_top_level_import_name(self, tmp_path):
+        """The wheel installs `elyra_sidecar` only: no generic top-level `sidecar` or `transformer`."""
+        with zipfile.ZipFile(_wheel(tmp_path)) as wheel:
+            names = wheel.namelist()
+        tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
+        assert tops == {"elyra_sidecar"}
+        for room in ("transformer", "sidecar", "webhook"):
+            assert f"elyra_sidecar/{room}/__init__.py" in names
+        assert "elyra_sidecar/sidecar/live_sitecustomize.py" in names
+        assert "elyra_sidecar/py.typed" in names
+
+    @pytest.mark.skipif(os.environ.get("ELYRA_SIDECAR_OFFLINE") == "1", reason="needs the package index")
+    def test_coexists_with_jupyter_widgets_sidecar(self, tmp_path):
+        """With jupyter-widgets' `sidecar` (the real package from the index) installed first, installing our
+        wheel leaves `from sidecar import Sidecar` working, and ours importable as `elyra_sidecar`."""
+        env_dir = tmp_path / "venv"
+        venv.EnvBuilder(with_pip=True).create(env_dir)
+        python = str(env_dir / "bin" / "python")
+        pip_env = {**os.environ, "PIP_CACHE_DIR": str(CACHE / "pip")}
+        with _Lock(CACHE / "pip.lock"):
+            subprocess.run(
+                [python, "-m", "pip", "install", "-q", "sidecar"], check=True, timeout=600, env=pip_env
+            )
+            subprocess.run(
+                [python, "-m", "pip", "install", "-q", f"{_wheel(tmp_path)}[sidecar]"],
+                check=True,
+                timeout=600,
+                env=pip_env,
+            )
+        probe = (
+            "from sidecar import Sidecar; import elyra_sidecar.sidecar.tail as t; import elyra_sidecar;"
+            "print(Sidecar.__module__, t.__name__, elyra_sidecar.__version__)"
+        )
+        proc = subprocess.run([python, "-c", probe], capture_output=True, check=False, timeout=120, cwd="/")
+        assert proc.returncode == 0, proc.stderr.decode()
+        module, tail, version = proc.stdout.decode().split()
+        assert module.startswith("sidecar") and tail == "elyra_sidecar.sidecar.tail"
+        assert version == _version_from_pyproject()
