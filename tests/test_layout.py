@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -36,8 +37,15 @@ def _modules_after(*argv: str) -> set[str]:
 
 
 def _wheel(tmp_path: Path) -> Path:
+    """Our wheel, built from a copy of the sources (an in-tree build would leave a stale build/ behind)."""
+    src = tmp_path / "src"
+    for name in ("pyproject.toml", "README.md"):
+        src.mkdir(exist_ok=True)
+        shutil.copy2(ROOT / name, src / name)
+    for room in ("elyra_sidecar", "transformer", "sidecar", "webhook"):
+        shutil.copytree(ROOT / room, src / room, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(src)],
         check=True,
         capture_output=True,
         timeout=300,
