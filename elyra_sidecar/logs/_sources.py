@@ -9,8 +9,11 @@ the command runs beside an older client pinned by kfp in a notebook image.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +66,8 @@ class Kube:
 
         self.namespace = namespace
         self.host = str(api_client.configuration.host)
+        self._open: set[Any] = set()  # streaming responses, shut on close() to free their threads
+        self._lock = threading.Lock()
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
 
@@ -164,6 +169,7 @@ class Kube:
             timeout_seconds=seconds,
             _request_timeout=(_TIMEOUT[0], seconds + 30.0),
         )
+        self._track(response)
         try:
             for line in iter_resp_lines(response):
                 if line.strip():
@@ -174,7 +180,7 @@ class Kube:
                 raise
             return  # a dropped watch is resumed by the caller from the last version it saw
         finally:
-            response.release_conn()
+            self._untrack(response)
 
     def pod(self, name: str) -> dict[str, Any] | None:
         try:
@@ -199,10 +205,10 @@ class Kube:
             timestamps=timestamps,
             _request_timeout=None if follow else _TIMEOUT,
         )
+        self._track(response)
         return self._chunks(response)
 
-    @staticmethod
-    def _chunks(response: Any) -> Iterator[bytes]:
+    def _chunks(self, response: Any) -> Iterator[bytes]:
         try:
             yield from response.stream(1 << 16, decode_content=False)
         except Exception as exc:
@@ -210,7 +216,27 @@ class Kube:
                 raise
             return  # the server closed mid-stream (pod deleted, API server restarted): the caller checks
         finally:
-            response.release_conn()
+            self._untrack(response)
+
+    def _track(self, response: Any) -> None:
+        with self._lock:
+            self._open.add(response)
+
+    def _untrack(self, response: Any) -> None:
+        with self._lock:
+            self._open.discard(response)
+        response.release_conn()
+
+    def close(self) -> None:
+        """Shut the sockets of the streams still open, so that the threads reading them return now."""
+        with self._lock:
+            responses = list(self._open)
+        for response in responses:
+            connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def secret(self, name: str) -> dict[str, str]:
         try:

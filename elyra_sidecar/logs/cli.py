@@ -46,6 +46,7 @@ __all__ = ["main", "parser"]
 
 _RUN_DONE = frozenset({"Succeeded", "Failed", "Error"})
 _RECONNECTS = 5  # a log stream that breaks while its container still runs is resumed this often
+_SHUTDOWN_SECONDS = 5.0  # at most this long to let the threads go at exit
 _WATCH_SECONDS = 60  # one watch request's length; the watch is resumed from the last version seen
 #: An object written this long after its step ended was probably written by a later run.
 _LATER_RUN_SLACK = timedelta(minutes=2)
@@ -124,6 +125,7 @@ class Session:
         self.workflow: dict[str, Any] = {}
         self.handled: set[str] = set()
         self.workers: list[threading.Thread] = []
+        self.watchers: list[threading.Thread] = []
         self._labels: dict[str, str] = {}
 
     # -- finding the run -------------------------------------------------------------------------------
@@ -269,6 +271,8 @@ class Session:
                     return printed, False
                 self.stop.wait(self.args.poll_interval)
                 continue
+            if self.stop.is_set():
+                break
             after = self.kube.pod(pod_name) if follow else pod
             if after is None:
                 return printed, True  # deleted mid-stream: the rest is in S3, if anywhere
@@ -359,6 +363,7 @@ class Session:
 
     def follow(self, version: str) -> int:
         watcher = threading.Thread(target=self._watch, args=(version,), daemon=True, name="pod-watch")
+        self.watchers.append(watcher)
         watcher.start()
         last_read = time.monotonic()
         self.reconcile(final=False)
@@ -396,6 +401,14 @@ class Session:
                 else:
                     self.workflow = workflow
             self.reconcile(final=False)
+
+    def shutdown(self) -> None:
+        """Stop every thread: a thread blocked in a TLS read at interpreter exit can abort the process."""
+        self.stop.set()
+        self.kube.close()
+        deadline = time.monotonic() + _SHUTDOWN_SECONDS
+        for thread in [*self.workers, *self.watchers]:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _raise_pending(self) -> None:
         while True:
@@ -524,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141  # a reader such as `head` stopped reading: quietly, as the shell's own tools do
     finally:
         if session is not None:
-            session.stop.set()
+            session.shutdown()
 
 
 if __name__ == "__main__":
