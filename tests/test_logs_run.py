@@ -312,6 +312,23 @@ class TestFinishedRun:
         assert f"[Load data] its pod is gone: lines from s3://{BUCKET}/{PREFIX}/load_data.log" in err
         assert f"[Report] its pod is gone: lines from s3://{BUCKET}/{PREFIX}/report.log" in err
 
+    def test_missing_object_is_a_note_and_an_older_copy_is_flagged(self, standin, s3):
+        """Pod gone and no object: a note for that step, exit 0. An object written before its step
+        started (another run of the same pipeline wrote the shared key) is printed with a note."""
+        run = Run(standin.cluster, workflow(s3.endpoint))
+        run.start("run-a-file", pod=False, started="2099-01-01T00:00:00Z")
+        run.finish("run-a-file")
+        run.start("run-a-file-3", pod=False, started="2099-01-01T00:00:05Z")
+        run.finish("run-a-file-3")
+        run.end()
+        s3.client().put_object(BUCKET, f"{PREFIX}/load_data.log", io.BytesIO(b"old\n"), 4)
+        s3.client().remove_object(BUCKET, f"{PREFIX}/report.log")
+        code, out, err = run_logs(standin, RUN_ID)
+        assert code == 0, err
+        assert out == "[Load data] old\n"
+        assert "[Load data] note: that object was written before this step started" in err
+        assert f"[Report] no log: its pod is gone, and s3://{BUCKET}/{PREFIX}/report.log" in err
+
     def test_credentials_from_a_named_secret(self, standin, s3):
         """`--s3-secret NAME` reads the credentials from that Secret (KFP's accesskey/secretkey keys)
         through the API; the Workflow's own (wrong here) values are not used."""
