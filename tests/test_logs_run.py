@@ -312,6 +312,17 @@ class TestFinishedRun:
         assert f"[Load data] its pod is gone: lines from s3://{BUCKET}/{PREFIX}/load_data.log" in err
         assert f"[Report] its pod is gone: lines from s3://{BUCKET}/{PREFIX}/report.log" in err
 
+    def test_offloaded_node_status_steps_found_from_their_pods(self, standin, s3):
+        """Argo offloads large node statuses to its database (`status.nodes` absent): the steps are found
+        from their pods alone, named and ordered from the pods."""
+        run = finished_run(standin, s3)
+        run.wf["status"]["nodes"] = None
+        run.wf["status"]["offloadNodeStatusVersion"] = "fnv:1234"
+        standin.cluster.put_workflow(run.wf)
+        code, out, err = run_logs(standin, RUN_ID)
+        assert code == 0, err
+        assert out == ("[Load data] loading 1\n[Load data] loading 2\n[Report] report 1\n[Report] report 2\n")
+
     def test_missing_object_is_a_note_and_an_older_copy_is_flagged(self, standin, s3):
         """Pod gone and no object: a note for that step, exit 0. An object written before its step
         started (another run of the same pipeline wrote the shared key) is printed with a note."""

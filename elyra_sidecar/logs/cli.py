@@ -192,10 +192,11 @@ class Session:
         return self._labels[step.key]
 
     def check_nodes(self) -> None:
-        known = {t.display for t in self.templates.values()} | set(self.templates)
-        unknown = [n for n in self.args.node if n not in known]
+        displays = {t.display for t in self.templates.values()}
+        displays |= {pod_display_name(p) for p in self.pods.values() if pod_container(p)}
+        unknown = [n for n in self.args.node if n not in displays | set(self.templates)]
         if unknown:
-            names = ", ".join(sorted(sanitize(n) for n in {t.display for t in self.templates.values()}))
+            names = ", ".join(sorted(sanitize(n) for n in displays))
             raise LogsError(
                 f"--node {sanitize(unknown[0])!r}: no such Elyra step in Workflow {sanitize(self.name)} "
                 f"(steps: {names})"
@@ -343,14 +344,15 @@ class Session:
     def run(self) -> int:
         self.workflow = self.find_workflow(self.args.run)
         self.templates = elyra_templates(self.workflow)
-        if not self.templates:
+        pods, version = self.kube.pods(self.name)
+        self.pods = {str(p["metadata"]["name"]): p for p in pods if p.get("metadata", {}).get("name")}
+        # A pod-level injection (KFP v2 runs) leaves the Workflow's templates bare: its pods still tell.
+        if not self.templates and not any(pod_container(p) for p in self.pods.values()):
             raise LogsError(
                 f"Workflow {sanitize(self.name)} has no Elyra steps with a script log: none of its templates "
                 "has the elyra-log sidecar (was the pipeline transformed by elyra-sidecar?)"
             )
         self.check_nodes()
-        pods, version = self.kube.pods(self.name)
-        self.pods = {str(p["metadata"]["name"]): p for p in pods if p.get("metadata", {}).get("name")}
         if not self.args.follow or self._run_done():
             steps = self.steps()
             for step in steps:
@@ -430,6 +432,7 @@ class Session:
                 self.handle(step, follow=step.pod is not None)  # in order, here: no line mixing
                 continue
             self.handled.add(step.key)
+            self.label(step)  # named here, in start order, not by racing threads
             worker = threading.Thread(target=self._worker, args=(step,), daemon=True, name=f"step-{step.key}")
             self.workers.append(worker)
             worker.start()

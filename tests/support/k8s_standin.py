@@ -136,6 +136,12 @@ class Cluster:
         self.denied.add((verb, resource))
 
 
+def _true(value: str | None) -> bool:
+    """A boolean query parameter as the API server reads it (Go's strconv.ParseBool: older Python clients
+    send `True`)."""
+    return value in ("1", "t", "T", "true", "TRUE", "True")
+
+
 def _matches(labels: dict[str, str], selector: str) -> bool:
     """Equality-based label selectors (`a=b,c=d`), the only kind the command sends."""
     for term in filter(None, selector.split(",")):
@@ -220,7 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
         serve(namespace, name, query)
 
     def _route(self, parts: list[str], query: dict[str, str]) -> tuple[Any, ...] | None:
-        watch = query.get("watch") in ("true", "1")
+        watch = _true(query.get("watch"))
         if parts[:5] == ["apis", "argoproj.io", "v1alpha1", "namespaces", parts[4] if len(parts) > 4 else ""]:
             if len(parts) == 6 and parts[5] == "workflows":
                 return ("list", "workflows", "argoproj.io", parts[4], "", self._workflow_list)
@@ -341,8 +347,8 @@ class _Handler(BaseHTTPRequestHandler):
             message = f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
             self._json(400, status(400, "BadRequest", message))
             return
-        follow = query.get("follow") in ("true", "1")
-        stamps = query.get("timestamps") in ("true", "1")
+        follow = _true(query.get("follow"))
+        stamps = _true(query.get("timestamps"))
         self._start_chunked("text/plain")
         for data in self._log_pieces(namespace, name, container, follow=follow):
             self._chunk(_stamped(data, stamps))
