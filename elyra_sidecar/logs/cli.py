@@ -223,11 +223,10 @@ class Session:
             return
         printed, gone = self.from_pod(step, str(step.pod), str(container.get("name")), follow=follow)
         if gone:
-            why = "its pod was deleted while being read" if printed else "its pod is gone"
-            self.from_s3(step, skip=printed, reason=why)
+            self.from_s3(step, skip=printed, reason=gone)
 
-    def from_pod(self, step: Step, pod_name: str, container: str, *, follow: bool) -> tuple[int, bool]:
-        """Stream the container's log; returns (lines printed, whether the pod went away first)."""
+    def from_pod(self, step: Step, pod_name: str, container: str, *, follow: bool) -> tuple[int, str]:
+        """Stream the container's log; returns the lines printed, and why S3 must say the rest (or "")."""
         label = self.label(step)
         log_format = step.template.log_format if step.template else "raw"
         printed = 0
@@ -235,14 +234,14 @@ class Session:
         while not self.stop.is_set():
             pod = self.kube.pod(pod_name)
             if pod is None:
-                return printed, True
+                return printed, _gone(printed)
             state = container_state(pod, container)
             if state == "waiting":
                 if str((pod.get("status") or {}).get("phase")) in ("Succeeded", "Failed"):
-                    return printed, True  # the container never ran: only S3 may know more
+                    return printed, "its log sidecar never ran"
                 if not follow:
                     self.printer.note(f"[{label}] has not started yet")
-                    return printed, False
+                    return printed, ""
                 self.stop.wait(self.args.poll_interval)
                 continue
             decoder = LogDecoder(log_format=log_format, timestamps=self.args.timestamps)
@@ -265,30 +264,32 @@ class Session:
                     printed += len(lines)
                     self.printer.lines(label, lines)
             except PodGone:
-                return printed, True
+                return printed, _gone(printed)
             except PodNotReady:
                 if not follow:
                     self.printer.note(f"[{label}] has not started yet")
-                    return printed, False
+                    return printed, ""
                 self.stop.wait(self.args.poll_interval)
                 continue
             if self.stop.is_set():
                 break
-            after = self.kube.pod(pod_name) if follow else pod
+            after = self.kube.pod(pod_name)  # a log that ended because its pod went is continued from S3
             if after is None:
-                return printed, True  # deleted mid-stream: the rest is in S3, if anywhere
+                return printed, _gone(printed)  # deleted mid-stream: the rest is in S3, if anywhere
             if not follow or state == "terminated" or container_state(after, container) == "terminated":
                 if splitter.tail and skip == 0:
                     tail = decoder.decode(splitter.tail)
                     if tail is not None:
                         self.printer.lines(label, [tail])
                         printed += 1
-                return printed, False
+                return printed, ""
             reconnects += 1
             if reconnects > _RECONNECTS:
                 self.printer.note(f"[{label}] the log stream keeps breaking; stopped following this step")
-                return printed, False
-        return printed, False
+                return printed, ""
+            # The kubelet may end the stream a moment before the pod's status says the container ended.
+            self.stop.wait(self.args.poll_interval)
+        return printed, ""
 
     def from_s3(self, step: Step, *, skip: int, reason: str) -> None:
         label = self.label(step)
@@ -504,6 +505,10 @@ class _Credentials:
             else:
                 found[name] = value
         return {k: v for k, v in found.items() if v}
+
+
+def _gone(printed: int) -> str:
+    return "its pod was deleted while being read" if printed else "its pod is gone"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
