@@ -195,3 +195,29 @@ class TestNamespace:
         with pytest.raises(_sources.LogsError, match="no Kubernetes configuration"):
             _sources.connect(kubeconfig=None, context=None, namespace=None)
         assert os.environ["KUBECONFIG"].endswith("absent")
+
+
+class TestImports:
+    def test_help_loads_no_client_and_no_other_room(self):
+        """`elyra-sidecar logs --help` answers without loading the kubernetes client, minio or another
+        room (they load when the command runs)."""
+        import subprocess
+        import sys
+
+        probe = (
+            "import json, sys\nfrom elyra_sidecar._cli import main\ntry:\n    main(['logs', '--help'])\n"
+            "except SystemExit:\n    pass\nprint(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, check=False, timeout=60, cwd="/"
+        )
+        loaded = set(json.loads(proc.stderr.decode().strip().splitlines()[-1]))
+        assert "elyra_sidecar.logs.cli" in loaded
+        heavy = (
+            "kubernetes",
+            "minio",
+            "elyra_sidecar.webhook",
+            "elyra_sidecar.sidecar",
+            "elyra_sidecar.transformer",
+        )
+        assert not {m for m in loaded if m.startswith(heavy)}
