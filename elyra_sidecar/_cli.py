@@ -29,6 +29,7 @@ COMMANDS: dict[str, Command] = {
         "elyra_sidecar.transformer.cli", "rewrite an Elyra-compiled Workflow (YAML or KFP package)"
     ),
     "webhook": Command("elyra_sidecar.webhook.cli", "run the admission webhook (in-cluster mode)"),
+    "logs": Command("elyra_sidecar.logs.cli", "print a run's script logs, in order, live (-f)"),
     contract.TAIL_COMMAND: Command(
         "elyra_sidecar.sidecar.tail", "(in the pod) follow the script log; see `elyra-sidecar tail --help`"
     ),

@@ -1,0 +1,223 @@
+"""The pure parts of `elyra-sidecar logs`: the sidecar's args, the golden Workflows' steps, line decoding,
+prefix sanitising, and where the namespace comes from."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import yaml
+
+from elyra_sidecar import contract
+from elyra_sidecar.logs import _sources
+from elyra_sidecar.logs._output import LineSplitter, LogDecoder, sanitize
+from elyra_sidecar.logs._workflow import (
+    S3Location,
+    SecretRef,
+    elyra_templates,
+    is_label_value,
+    parse_sidecar_args,
+    steps_from_nodes,
+)
+from tests.helpers import GOLDEN
+from tests.support.k8s_standin import start_standin
+
+
+def golden(name: str) -> dict:
+    return yaml.safe_load((GOLDEN / name).read_text())
+
+
+class TestSidecarArgs:
+    def test_both_option_forms(self):
+        """`--key value` and `--key=value` read alike; repeats keep their order; --poll takes no value."""
+        args = [
+            contract.ARG_DIR,
+            "/w",
+            f"{contract.ARG_FILE}=a.log",
+            contract.ARG_POLL,
+            contract.ARG_FILE,
+            "b.log",
+            f"{contract.ARG_ENDPOINT}=http://s3:9000",
+            contract.ARG_BUCKET,
+            "bk",
+            f"{contract.ARG_KEY}=p/a.log",
+            contract.ARG_KEY,
+            "p/b=c.log",
+        ]
+        options = parse_sidecar_args(args)
+        assert options[contract.ARG_FILE] == ["a.log", "b.log"]
+        assert options[contract.ARG_KEY] == ["p/a.log", "p/b=c.log"]
+        assert options[contract.ARG_ENDPOINT] == ["http://s3:9000"]
+        assert options[contract.ARG_POLL] == [""]
+        assert options[contract.ARG_DIR] == ["/w"]
+
+
+class TestGoldenWorkflows:
+    def test_elyra_4_steps_and_their_s3_objects(self):
+        """The 4.0.0 golden output: the Python and R nodes have the sidecar (the notebook has none), named
+        by KFP's task_display_name, with the mirror's endpoint, bucket and key."""
+        templates = elyra_templates(golden("elyra-4.0.0-three-node.default.yaml"))
+        assert sorted(templates) == ["run-a-file", "run-a-file-3"]
+        load = templates["run-a-file"]
+        assert (load.display, load.container, load.log_format) == ("Load data", "elyra-log", "raw")
+        assert load.location == S3Location(
+            "http://127.0.0.1:9123", "elyra-bucket", ("my/project/three-node-1121214047/load_data.log",)
+        )
+        assert load.credentials == {"AWS_ACCESS_KEY_ID": "minio", "AWS_SECRET_ACCESS_KEY": "minio123"}
+
+    def test_secret_backed_credentials(self):
+        """With Elyra's cos_secret the sidecar's credentials are Secret references, kept as such."""
+        templates = elyra_templates(golden("elyra-4.0.0-three-node-cos-secret.default.yaml"))
+        creds = next(iter(templates.values())).credentials
+        assert creds["AWS_ACCESS_KEY_ID"] == SecretRef("mlpipeline-minio-artifact", "AWS_ACCESS_KEY_ID")
+
+    @pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.yaml")), ids=lambda p: p.stem)
+    def test_every_golden_sidecar_is_found_with_a_location(self, path):
+        """Every template with the sidecar in every golden file yields an S3 location; a plain KFP
+        pipeline yields no Elyra step."""
+        wf = yaml.safe_load(path.read_text())
+        templates = elyra_templates(wf)
+        with_sidecar = [t for t in wf["spec"]["templates"] if t.get("sidecars")]
+        assert len(templates) == len(with_sidecar)
+        assert all(t.location is not None and t.location.keys for t in templates.values())
+        assert bool(templates) == path.name.startswith("elyra-")
+
+    def test_steps_in_start_order_only_pod_nodes_of_elyra_templates(self):
+        """Nodes become steps only for Pod nodes of sidecar templates, sorted by start time."""
+        wf = golden("elyra-4.0.0-three-node.default.yaml")
+        wf["status"] = {
+            "nodes": {
+                "d": {"id": "d", "name": "w", "type": "DAG", "templateName": "three-node"},
+                "a": {"id": "a", "name": "w.run-a-file-3", "type": "Pod", "templateName": "run-a-file-3"}
+                | {"startedAt": "2026-11-22T06:00:09Z", "phase": "Running"},
+                "b": {"id": "b", "name": "w.run-a-file", "type": "Pod", "templateName": "run-a-file"}
+                | {"startedAt": "2026-11-22T06:00:01Z", "phase": "Succeeded"},
+                "c": {"id": "c", "name": "w.run-a-file-2", "type": "Pod", "templateName": "run-a-file-2"},
+            }
+        }
+        steps = steps_from_nodes(wf, elyra_templates(wf))
+        assert [(s.display, s.phase) for s in steps] == [("Load data", "Succeeded"), ("Report", "Running")]
+
+    def test_run_ids_are_label_values_long_names_are_not(self):
+        """A KFP run id (UUID) may go into a label selector; a 64-character name may not."""
+        assert is_label_value("4f8c1d52-0c5e-4b7a-9e0e-3a1c2b6d7e8f")
+        assert not is_label_value("a" * 64)
+        assert not is_label_value("bad,selector=x")
+
+
+class TestLines:
+    def test_sidecar_records_dropped_user_json_kept(self):
+        """The sidecar's own diagnostic records are left out; a user's JSON line (even structlog-shaped) is
+        printed."""
+        decoder = LogDecoder(log_format="raw", timestamps=False)
+        ours = {"event": "watching", "level": "info", "timestamp": "2026-11-22T06:00:01.5Z"}
+        users = {"event": "epoch_done", "level": "info", "timestamp": "2026-11-22T06:00:01.5Z"}
+        assert decoder.decode(json.dumps(ours).encode()) is None
+        assert decoder.decode(json.dumps(users).encode()) == json.dumps(users).encode()
+
+    def test_json_format_records_unwrapped_and_joined(self):
+        """`--format json`: each record's line is printed; a split line's pieces are joined; the kubelet's
+        time stays in front with --timestamps."""
+        decoder = LogDecoder(log_format="json", timestamps=True)
+        stamp = b"2026-11-22T06:00:01.123456789Z "
+        first = json.dumps({"file": "a.log", "line": "hel", "partial": True}).encode()
+        second = json.dumps({"file": "a.log", "line": "lo"}).encode()
+        assert decoder.decode(stamp + first) is None
+        assert decoder.decode(stamp + second) == stamp + b"hello"
+
+    def test_splitter_keeps_the_unfinished_line(self):
+        """Chunks split anywhere give whole lines; the unfinished rest waits."""
+        splitter = LineSplitter()
+        assert splitter.feed(b"a\nb") == [b"a"]
+        assert splitter.feed(b"c\n\nd") == [b"bc", b""]
+        assert splitter.tail == b"d"
+
+
+class TestSanitize:
+    @pytest.mark.parametrize(
+        ("raw", "shown"),
+        [
+            ("Load data", "Load data"),
+            ("a\x1b[2Jb", "a\\x1b[2Jb"),
+            ("x\ny\rz", "x\\x0ay\\x0dz"),
+            ("rtl\u202eevil", "rtl\\u202eevil"),
+            ("line\u2028sep", "line\\u2028sep"),
+            ("日本語ノード", "日本語ノード"),
+        ],
+    )
+    def test_controls_escaped_printables_kept(self, raw, shown):
+        """Control, format and line-separator characters are shown escaped; other text stays."""
+        assert sanitize(raw) == shown
+
+    def test_long_names_cut(self):
+        """A very long name is cut, so a prefix stays a prefix."""
+        assert len(sanitize("n" * 500)) == 80
+
+
+class TestNamespace:
+    def test_from_the_kubeconfig_context(self, tmp_path, monkeypatch):
+        """Without -n the namespace is the current context's."""
+        standin = start_standin(tmp_path, namespace="from-context")
+        try:
+            monkeypatch.setenv("KUBECONFIG", str(standin.kubeconfig))
+            assert _sources.connect(kubeconfig=None, context=None, namespace=None).namespace == "from-context"
+            kube = _sources.connect(kubeconfig=None, context=None, namespace="given")
+            assert kube.namespace == "given"
+        finally:
+            standin.stop()
+
+    def test_in_cluster_from_the_service_account(self, tmp_path, monkeypatch):
+        """In a pod (no kubeconfig), the service account's token, CA and namespace are used: a real call
+        through them reaches the stand-in."""
+        standin = start_standin(tmp_path, namespace="unused")
+        try:
+            account = tmp_path / "serviceaccount"
+            account.mkdir()
+            (account / "token").write_text("stand-in-token")
+            (account / "ca.crt").write_text((tmp_path / "standin-ca.pem").read_text())
+            (account / "namespace").write_text("team-b\n")
+            monkeypatch.setattr(_sources, "SERVICE_ACCOUNT_DIR", account)
+            monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+            monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+            monkeypatch.setenv("KUBERNETES_SERVICE_PORT", standin.url.rsplit(":", 1)[1])
+            kube = _sources.connect(kubeconfig=None, context=None, namespace=None)
+            assert kube.namespace == "team-b"
+            assert kube.workflow("nothing-here") is None
+            assert ("get", "workflows") in standin.cluster.requests
+        finally:
+            standin.stop()
+
+    def test_nothing_configured_is_one_clear_error(self, tmp_path, monkeypatch):
+        """No kubeconfig and not in a pod: a LogsError saying so."""
+        monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        with pytest.raises(_sources.LogsError, match="no Kubernetes configuration"):
+            _sources.connect(kubeconfig=None, context=None, namespace=None)
+        assert os.environ["KUBECONFIG"].endswith("absent")
+
+
+class TestImports:
+    def test_help_loads_no_client_and_no_other_room(self):
+        """`elyra-sidecar logs --help` answers without loading the kubernetes client, minio or another
+        room (they load when the command runs)."""
+        import subprocess
+        import sys
+
+        probe = (
+            "import json, sys\nfrom elyra_sidecar._cli import main\ntry:\n    main(['logs', '--help'])\n"
+            "except SystemExit:\n    pass\nprint(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, check=False, timeout=60, cwd="/"
+        )
+        loaded = set(json.loads(proc.stderr.decode().strip().splitlines()[-1]))
+        assert "elyra_sidecar.logs.cli" in loaded
+        heavy = (
+            "kubernetes",
+            "minio",
+            "elyra_sidecar.webhook",
+            "elyra_sidecar.sidecar",
+            "elyra_sidecar.transformer",
+        )
+        assert not {m for m in loaded if m.startswith(heavy)}
