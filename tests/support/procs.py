@@ -24,7 +24,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
 
 
 class SidecarProcess:
-    """`python -m elyra_sidecar.sidecar ...` with stdout collected (bytes, with arrival times) by a reader thread."""
+    """`python -m elyra_sidecar.sidecar ...`, its stdout collected (bytes, arrival times) by a thread."""
 
     def __init__(
         self, *args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None
