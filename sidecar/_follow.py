@@ -3,16 +3,22 @@
 One thread does all reading and writing. Watchdog's inotify observer (or nothing, in polling mode)
 only wakes it; a periodic re-check means a lost or coalesced event costs latency, never data. Every
 wake-up reads each file from its saved offset to EOF, so the output is the file's bytes in order.
+
+The directory is written by the user's script, so everything in it is untrusted. The sidecar only ever
+reads regular files directly inside `--dir`: names are plain (no `/`, not `.` or `..`), files are opened
+relative to a descriptor of the directory with O_NOFOLLOW (a symlink to /proc/self/environ would print the
+sidecar's own credentials) and O_NONBLOCK (a FIFO would block the open forever), and the opened
+descriptor must be a regular file. Anything else is reported once (`file_refused`) and never read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
 import stat
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,9 +26,42 @@ from typing import Any
 
 from elyra_sidecar.sidecar._mirror import Mirror, MirrorTarget
 
-__all__ = ["Follower", "FollowerOptions", "Output"]
+__all__ = ["Follower", "FollowerOptions", "Output", "name_problem"]
 
 _CHUNK = 1 << 20
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# O_PATH: a handle for openat() that needs no read permission on the directory itself (a 0311 directory
+# still lets us open the files we know by name, as plain paths did).
+_DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` is not a plain file name directly inside the directory, or None."""
+    if not name or name in (".", ".."):
+        return "not a file name"
+    if "/" in name or "\0" in name:
+        return "not a plain file name (contains '/' or NUL)"
+    return None
+
+
+def _kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISFIFO, "named pipe"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _error(exc: OSError) -> str:
+    """An OSError as its class and errno name: no file contents, no paths we did not choose."""
+    name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    return f"{type(exc).__name__} {name}"
 
 
 def _grow_pipe(fd: int) -> None:
@@ -37,24 +76,41 @@ def _grow_pipe(fd: int) -> None:
 
 
 class Output:
-    """Writes records to a file descriptor whole (looping over partial writes); one writer thread."""
+    """Writes records to a file descriptor whole (looping over partial writes); one writer thread.
 
-    def __init__(self, fd: int, *, fmt: str) -> None:
+    A broken stdout (EPIPE, EIO, a closed descriptor) is reported once; what follows is counted and
+    dropped, so the follower keeps reading and the mirror keeps the object in step with the file.
+    """
+
+    def __init__(self, fd: int, *, fmt: str, log: Any = None) -> None:
         self._fd = fd
         self._json = fmt == "json"
+        self._log = log
         self.bytes_written = 0
         self.lines = 0
+        self.broken = False
+        self.dropped = 0
         _grow_pipe(fd)
 
     def _write_all(self, data: bytes | memoryview) -> None:
+        if self.broken:
+            self.dropped += len(data)
+            return
         view = memoryview(data)
         while view:
             try:
                 n = os.write(self._fd, view)
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            except BlockingIOError:  # an inherited non-blocking stdout: wait until it takes more
+                select.select([], [self._fd], [], 1.0)
                 continue
+            except OSError as exc:
+                self.broken = True
+                self.dropped += len(view)
+                if self._log is not None:
+                    self._log.warning("stdout_failed", error=_error(exc), written=self.bytes_written)
+                return
             view = view[n:]
-        self.bytes_written += len(data)
+            self.bytes_written += n
 
     def emit(self, name: str, data: bytes | memoryview, *, complete: bool) -> None:
         """`data` is whole lines (complete) or one piece of a line (a split long line, or an idle tail)."""
@@ -87,14 +143,17 @@ class FollowerOptions:
     poll_interval: float = 0.1
     idle_flush: float = 0.5
     max_line: int = 1 << 20
+    #: Stop by ourselves once this file exists (Argo's emissary writes main's exit code there).
+    main_exit_file: str | None = None
 
 
 @dataclass
 class _FileState:
     name: str
-    path: str
+    problem: str | None = None  # a name we will never open (see name_problem)
     fd: int | None = None
     ident: tuple[int, int] | None = None
+    generation: int = 0  # bumped on every open and truncation: the mirror's "same file" test
     offset: int = 0
     pending: bytearray = field(default_factory=bytearray)
     last_data: float = 0.0
@@ -105,21 +164,23 @@ class _UploadWorker:
     """Runs mirror uploads off the reading thread; the newest request per key replaces older ones."""
 
     def __init__(self, mirror: Mirror) -> None:
+        import threading  # noqa: PLC0415 - only when mirroring
+
         self._mirror = mirror
         self._cond = threading.Condition()
-        self._queue: dict[str, tuple[MirrorTarget, int, int]] = {}
+        self._queue: dict[str, tuple[MirrorTarget, int, int, int]] = {}
         self._busy = False
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="mirror", daemon=True)
         self._thread.start()
 
-    def submit(self, target: MirrorTarget, fd: int, length: int) -> None:
+    def submit(self, target: MirrorTarget, fd: int, length: int, generation: int) -> None:
         dup = os.dup(fd)  # the reader may close its fd (deleted/replaced file) while we upload
         with self._cond:
             old = self._queue.pop(target.key, None)
             if old is not None:
                 os.close(old[1])
-            self._queue[target.key] = (target, dup, length)
+            self._queue[target.key] = (target, dup, length, generation)
             self._cond.notify()
 
     def _run(self) -> None:
@@ -130,10 +191,10 @@ class _UploadWorker:
                 if not self._queue:
                     return
                 key = next(iter(self._queue))
-                target, fd, length = self._queue.pop(key)
+                target, fd, length, generation = self._queue.pop(key)
                 self._busy = True
             try:
-                self._mirror.upload(target, fd, length, deadline=time.monotonic() + 30)
+                self._mirror.upload(target, fd, length, generation=generation, deadline=time.monotonic() + 30)
             finally:
                 os.close(fd)
                 with self._cond:
@@ -143,7 +204,7 @@ class _UploadWorker:
     def drain(self, deadline: float) -> None:
         """Wait for the running upload (queued ones are superseded by the final upload)."""
         with self._cond:
-            for _, fd, _ in self._queue.values():
+            for _, fd, _, _ in self._queue.values():
                 os.close(fd)
             self._queue.clear()
             self._stop = True
@@ -161,35 +222,60 @@ class Follower:
         log: Any,
         mirror: Mirror | None = None,
         clock: Callable[[], float] = time.monotonic,
+        opener: Callable[..., int] = os.open,
+        reader: Callable[[int, int, int], bytes] = os.pread,
     ) -> None:
         self.options = options
         self.output = output
         self.log = log
         self.mirror = mirror
         self.clock = clock
-        # Self-pipe: watchdog's thread and signal.set_wakeup_fd() write to it, the loop select()s on it.
+        # The two system calls that touch a followed file's contents, injectable to inject faults
+        # (EACCES, EIO) that root cannot provoke on a real file.
+        self._opener = opener
+        self._reader = reader
+        # Self-pipe: watchdog's thread and request_stop() write to it, the loop select()s on it.
         self._wake_r, self.wake_fd = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self.wake_fd, False)
         self.stop_requested = False
+        self.stop_reason: str | None = None
         self.mode = "polling"
         self._observer: Any = None
         self._watched: str | None = None
         self._worker = _UploadWorker(mirror) if mirror is not None else None
-        self._last_upload: dict[str, float] = {}
-        self.states = [
-            _FileState(name=name, path=os.path.join(options.directory, name)) for name in options.files
-        ]
+        self._dir_fd: int | None = None
+        self._dir_ident: tuple[int, int] | None = None
+        self._dir_gone = True
+        self._reported: set[tuple[str, ...]] = set()
+        self.states = [_FileState(name=name, problem=name_problem(name)) for name in options.files]
+        for state in self.states:
+            if state.problem is not None:
+                self._report(
+                    ("refused", state.name),
+                    "file_refused",
+                    file=state.name,
+                    directory=options.directory,
+                    reason=state.problem,
+                )
 
     def wake(self) -> None:
         """Make the loop re-read now (thread-safe; a full pipe already means a pending wake-up)."""
         with contextlib.suppress(OSError):  # BlockingIOError: a wake-up is already pending
             os.write(self.wake_fd, b"\0")
 
-    def request_stop(self) -> None:
-        """Async-signal-safe enough: a flag and a pipe write, no locks."""
+    def request_stop(self, reason: str = "signal") -> None:
+        """Thread-safe: a flag and a pipe write, no locks."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
         self.stop_requested = True
         self.wake()
+
+    def _report(self, key: tuple[str, ...], event: str, **fields: Any) -> None:
+        """A problem that can recur on every turn is reported once."""
+        if key not in self._reported:
+            self._reported.add(key)
+            self.log.warning(event, **fields)
 
     # -- watching -----------------------------------------------------------------------------
     def start_watching(self) -> None:
@@ -246,19 +332,116 @@ class Follower:
                 self._observer.stop()
             self._observer = None
 
-    # -- reading ------------------------------------------------------------------------------
-    def _open(self, state: _FileState, st: os.stat_result) -> None:
+    # -- the directory ------------------------------------------------------------------------
+    def _close_dir(self) -> None:
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+        self._dir_fd = None
+        self._dir_ident = None
+
+    def _directory(self) -> int | None:
+        """A descriptor of --dir as it is now (re-opened when the path names another directory)."""
+        directory = self.options.directory
+        self._dir_gone = True  # absent or refused: a followed file counts as deleted
         try:
-            fd = os.open(state.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError:
+            st = os.stat(directory, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            self._close_dir()
+            return None
+        except OSError as exc:
+            self._dir_gone = False  # cannot tell: keep following what we have open
+            self._report(("dir", _error(exc)), "directory_unreadable", directory=directory, error=_error(exc))
+            return None
+        if self._dir_fd is not None and (st.st_dev, st.st_ino) == self._dir_ident:
+            return self._dir_fd
+        self._close_dir()
+        if not stat.S_ISDIR(st.st_mode):
+            self._report(
+                ("dir", "refused"), "directory_refused", directory=directory, reason=_kind(st.st_mode)
+            )
+            return None
+        try:
+            fd = os.open(directory, _DIR_FLAGS)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # ELOOP/ENOTDIR: swapped for a symlink between the stat and the open
+            self._report(("dir", "refused"), "directory_refused", directory=directory, reason=_error(exc))
+            return None
+        real = os.fstat(fd)
+        self._dir_fd, self._dir_ident = fd, (real.st_dev, real.st_ino)
+        return fd
+
+    # -- reading ------------------------------------------------------------------------------
+    def _lstat(self, state: _FileState, dir_fd: int | None) -> tuple[os.stat_result | None, bool]:
+        """(the name's own stat if it is a regular file, whether we know): unknown keeps what we have."""
+        if dir_fd is None:
+            return None, self._dir_gone
+        try:
+            st = os.stat(state.name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None, True
+        except PermissionError as exc:  # no search permission on the directory
+            self._report(
+                ("dir", _error(exc)),
+                "directory_unreadable",
+                directory=self.options.directory,
+                error=_error(exc),
+            )
+            return None, False
+        except OSError as exc:
+            self._unreadable(state, exc)
+            return None, False
+        if not stat.S_ISREG(st.st_mode):
+            self._refuse(state, _kind(st.st_mode))
+            return None, True
+        return st, True
+
+    def _refuse(self, state: _FileState, reason: str) -> None:
+        self._report(
+            ("refused", state.name, reason),
+            "file_refused",
+            file=state.name,
+            directory=self.options.directory,
+            reason=reason,
+        )
+
+    def _unreadable(self, state: _FileState, exc: OSError, **fields: Any) -> None:
+        self._report(
+            ("unreadable", state.name, _error(exc)),
+            "file_unreadable",
+            file=state.name,
+            error=_error(exc),
+            **fields,
+        )
+
+    def _open(self, state: _FileState, dir_fd: int) -> None:
+        try:
+            fd = self._opener(state.name, _OPEN_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return  # gone between the stat and the open
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENXIO):  # swapped for a symlink or a socket meanwhile
+                self._refuse(state, "symbolic link" if exc.errno == errno.ELOOP else "socket")
+            else:  # EACCES and the like: reported, and tried again on every turn
+                self._unreadable(state, exc)
+            return
+        try:
+            real = os.fstat(fd)
+        except OSError as exc:
+            os.close(fd)
+            self._unreadable(state, exc)
+            return
+        if not stat.S_ISREG(real.st_mode):  # swapped for a FIFO or a device between the stat and the open
+            os.close(fd)
+            self._refuse(state, _kind(real.st_mode))
             return
         state.fd = fd
-        real = os.fstat(fd)
         state.ident = (real.st_dev, real.st_ino)
         state.offset = 0
+        state.generation += 1
         if not state.found:
             state.found = True
-            self.log.info("file_found", file=state.name, size=st.st_size)
+            self.log.info("file_found", file=state.name, size=real.st_size)
 
     def _close(self, state: _FileState) -> None:
         if state.fd is not None:
@@ -271,7 +454,11 @@ class Follower:
             return False
         got = False
         while True:
-            data = os.pread(state.fd, _CHUNK, state.offset)
+            try:
+                data = self._reader(state.fd, _CHUNK, state.offset)
+            except OSError as exc:  # EIO and the like: reported; the next turn reads from the same offset
+                self._unreadable(state, exc, offset=state.offset)
+                return got
             if not data:
                 return got
             got = True
@@ -306,15 +493,22 @@ class Follower:
             self.output.emit(state.name, bytes(state.pending), complete=False)
             state.pending.clear()
 
+    def _truncated(self, state: _FileState) -> bool:
+        """Shorter than what we read, for real: a pseudo-file (procfs, size 0) still has the byte before."""
+        assert state.fd is not None  # noqa: S101 - only called with an open file
+        size = os.fstat(state.fd).st_size
+        if size >= state.offset:
+            return False
+        try:
+            return not os.pread(state.fd, 1, state.offset - 1)
+        except OSError:
+            return False
+
     def check(self, state: _FileState, now: float, *, final: bool = False) -> None:
         """Bring one file up to date: open, detect truncation/replacement/deletion, read to EOF."""
-        try:
-            st: os.stat_result | None = os.stat(state.path)
-        except OSError:  # absent (FileNotFoundError) or unreadable: treated alike
-            st = None
-        if st is not None and not stat.S_ISREG(st.st_mode):
-            st = None
-        if state.fd is not None:
+        dir_fd = self._directory() if state.problem is None else None
+        st, known = self._lstat(state, dir_fd)
+        if state.fd is not None and known:
             current = (st.st_dev, st.st_ino) if st is not None else None
             if current != state.ident:
                 # Deleted or replaced: what was written to the old file still comes out first.
@@ -323,14 +517,13 @@ class Follower:
                 self._upload(state, force=True)
                 self.log.info("file_replaced" if current else "file_deleted", file=state.name)
                 self._close(state)
-            else:
-                size = os.fstat(state.fd).st_size
-                if size < state.offset:
-                    self._flush_pending(state)
-                    self.log.info("file_truncated", file=state.name, offset=state.offset, size=size)
-                    state.offset = 0
-        if state.fd is None and st is not None:
-            self._open(state, st)
+            elif self._truncated(state):
+                self._flush_pending(state)
+                self.log.info("file_truncated", file=state.name, offset=state.offset)
+                state.offset = 0
+                state.generation += 1
+        if state.fd is None and st is not None and dir_fd is not None:
+            self._open(state, dir_fd)
         if state.fd is not None:
             self._read_to_eof(state, now)
         if state.pending and (final or now - state.last_data >= self.options.idle_flush):
@@ -342,21 +535,37 @@ class Follower:
         target = self.options.targets.get(state.name)
         if self.mirror is None or target is None or state.fd is None or self._worker is None:
             return
-        if not self.mirror.needs_upload(target, state.offset):
-            return
-        now = self.clock()
-        if force or now - self._last_upload.get(state.name, -1e9) >= self.mirror.interval:
-            self._last_upload[state.name] = now
-            if force and self.stop_requested:
+        if force:
+            if self.stop_requested or not self.mirror.needs_upload(target, state.offset, state.generation):
                 return  # the final upload runs synchronously in shutdown()
-            self._worker.submit(target, state.fd, state.offset)
+        elif not self.mirror.claim(
+            target, generation=state.generation, length=state.offset, now=self.clock()
+        ):
+            return
+        self._worker.submit(target, state.fd, state.offset, state.generation)
 
     # -- the loop -----------------------------------------------------------------------------
+    def main_exited(self) -> bool:
+        path = self.options.main_exit_file
+        return bool(path) and os.path.lexists(path)  # type: ignore[arg-type]
+
+    def turn(self, now: float | None = None) -> None:
+        """One pass over every file (what the loop does on each wake-up)."""
+        now = self.clock() if now is None else now
+        for state in self.states:
+            try:
+                self.check(state, now)
+            except OSError as exc:  # never end live streaming for one failed system call
+                self._unreadable(state, exc)
+        if not self.stop_requested and self.main_exited():
+            self.log.info("main_exited", path=self.options.main_exit_file)
+            self.request_stop("main_exited")
+
     def run(self) -> None:
         while not self.stop_requested:
-            now = self.clock()
-            for state in self.states:
-                self.check(state, now)
+            self.turn()
+            if self.stop_requested:
+                break
             self._ensure_watch()
             # The mode can fall back to polling mid-run, so the interval is chosen on every turn.
             timeout = self.options.poll_interval if self.mode == "polling" else self.options.recheck_interval
@@ -378,13 +587,16 @@ class Follower:
             try:
                 self.check(state, now, final=True)
             except OSError as exc:
-                self.log.warning("final_read_failed", file=state.name, error=f"{type(exc).__name__}: {exc}")
+                self.log.warning("final_read_failed", file=state.name, error=_error(exc))
         if self._worker is not None:
             self._worker.drain(deadline)
         if self.mirror is not None:
             for state in self.states:
                 target = self.options.targets.get(state.name)
                 if target is not None and state.fd is not None and time.monotonic() < deadline:
-                    self.mirror.upload(target, state.fd, state.offset, deadline=deadline)
+                    self.mirror.upload(
+                        target, state.fd, state.offset, generation=state.generation, deadline=deadline
+                    )
         for state in self.states:
             self._close(state)
+        self._close_dir()
