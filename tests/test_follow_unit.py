@@ -111,7 +111,7 @@ class TestFaults:
             assert len(named(logs, "file_found")) == 1
 
     def test_eio_mid_run_is_reported_and_following_goes_on(self, work, tmp_path, logs):
-        """One EIO while reading does not end live streaming: reported, then read again from the same offset."""
+        """One EIO while reading does not end live streaming: reported, then read from the same offset."""
         path = work / "a.log"
         path.write_bytes(b"one\n")
         failures = [0]
