@@ -6,7 +6,9 @@ parser is built from it. It sits below every room and imports nothing of them (i
 
 from __future__ import annotations
 
-from typing import Final
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: the step pod's start-up does without importing typing
+    from typing import Final
 
 __all__ = [
     "ANNOTATION_INJECT",

@@ -20,11 +20,13 @@ import os
 import select
 import stat
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-from elyra_sidecar.sidecar._mirror import Mirror, MirrorTarget
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and dataclasses stay out of the pod's start-up (see tail.py)
+    from collections.abc import Callable
+    from typing import Any
+
+    from elyra_sidecar.sidecar._mirror import Mirror, MirrorTarget
 
 __all__ = ["Follower", "FollowerOptions", "Output", "name_problem"]
 
@@ -73,6 +75,58 @@ def _grow_pipe(fd: int) -> None:
             fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
     except OSError:
         pass  # the system limit may be lower: the default size works, only slower
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 65536):
+            pass
+
+
+class _Inotify:
+    """A non-blocking inotify descriptor on one directory, read by the follow loop's select().
+
+    Our own few lines instead of watchdog: no observer and emitter threads, no event queue that drops
+    overflow silently (an overflow is one more wake-up here: every turn re-reads every file), and no
+    ~5 MiB of imports in every step pod. Events only wake the loop; the periodic re-check stays.
+    """
+
+    _IN_CLOEXEC = os.O_CLOEXEC
+    _IN_NONBLOCK = os.O_NONBLOCK
+    # IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE |
+    # IN_DELETE_SELF | IN_MOVE_SELF, and IN_ONLYDIR | IN_DONT_FOLLOW: a directory, never through a link.
+    _MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x01000000 | 0x02000000
+
+    def __init__(self) -> None:
+        import ctypes  # noqa: PLC0415 - only in inotify mode
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._ctypes = ctypes
+        self._add = libc.inotify_add_watch
+        self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+        self._rm = libc.inotify_rm_watch
+        self._rm.argtypes = (ctypes.c_int, ctypes.c_int)
+        fd = libc.inotify_init1(self._IN_NONBLOCK | self._IN_CLOEXEC)
+        if fd < 0:
+            raise self._oserror()
+        self.fd: int = fd
+        self._wd = -1
+
+    def _oserror(self) -> OSError:
+        code = self._ctypes.get_errno()
+        return OSError(code, os.strerror(code))
+
+    def watch(self, path: str) -> None:
+        """Watch `path` instead of what was watched before."""
+        wd = self._add(self.fd, os.fsencode(path), self._MASK)
+        if wd < 0:
+            raise self._oserror()
+        if self._wd >= 0 and self._wd != wd:
+            self._rm(self.fd, self._wd)  # gone already if the directory was deleted: harmless
+        self._wd = wd
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 class Output:
@@ -133,31 +187,47 @@ class Output:
         self._write_all(("\n".join(records) + "\n").encode("utf-8"))
 
 
-@dataclass
 class FollowerOptions:
-    directory: str
-    files: list[str]
-    targets: dict[str, MirrorTarget] = field(default_factory=dict)
-    poll: bool = False
-    recheck_interval: float = 0.5
-    poll_interval: float = 0.1
-    idle_flush: float = 0.5
-    max_line: int = 1 << 20
-    #: Stop by ourselves once this file exists (Argo's emissary writes main's exit code there).
-    main_exit_file: str | None = None
+    """What to follow and how (plain class, not a dataclass: `dataclasses` costs the pod ~10 ms)."""
+
+    def __init__(
+        self,
+        directory: str,
+        files: list[str],
+        *,
+        targets: dict[str, MirrorTarget] | None = None,
+        poll: bool = False,
+        recheck_interval: float = 0.5,
+        poll_interval: float = 0.1,
+        idle_flush: float = 0.5,
+        max_line: int = 1 << 20,
+        main_exit_file: str | None = None,
+    ) -> None:
+        self.directory = directory
+        self.files = files
+        self.targets = targets if targets is not None else {}
+        self.poll = poll
+        self.recheck_interval = recheck_interval
+        self.poll_interval = poll_interval
+        self.idle_flush = idle_flush
+        self.max_line = max_line
+        #: Stop by ourselves once this file exists (Argo's emissary writes main's exit code there).
+        self.main_exit_file = main_exit_file
 
 
-@dataclass
 class _FileState:
-    name: str
-    problem: str | None = None  # a name we will never open (see name_problem)
-    fd: int | None = None
-    ident: tuple[int, int] | None = None
-    generation: int = 0  # bumped on every open and truncation: the mirror's "same file" test
-    offset: int = 0
-    pending: bytearray = field(default_factory=bytearray)
-    last_data: float = 0.0
-    found: bool = False
+    __slots__ = ("fd", "found", "generation", "ident", "last_data", "name", "offset", "pending", "problem")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.problem = name_problem(name)  # a name we will never open
+        self.fd: int | None = None
+        self.ident: tuple[int, int] | None = None
+        self.generation = 0  # bumped on every open and truncation: the mirror's "same file" test
+        self.offset = 0
+        self.pending = bytearray()
+        self.last_data = 0.0
+        self.found = False
 
 
 class _UploadWorker:
@@ -234,21 +304,21 @@ class Follower:
         # (EACCES, EIO) that root cannot provoke on a real file.
         self._opener = opener
         self._reader = reader
-        # Self-pipe: watchdog's thread and request_stop() write to it, the loop select()s on it.
+        # Self-pipe: request_stop() (from the deadline thread) writes to it, the loop select()s on it.
         self._wake_r, self.wake_fd = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self.wake_fd, False)
         self.stop_requested = False
         self.stop_reason: str | None = None
         self.mode = "polling"
-        self._observer: Any = None
-        self._watched: str | None = None
+        self._inotify: _Inotify | None = None
+        self._watched: tuple[str, int, int] | None = None
         self._worker = _UploadWorker(mirror) if mirror is not None else None
         self._dir_fd: int | None = None
         self._dir_ident: tuple[int, int] | None = None
         self._dir_gone = True
         self._reported: set[tuple[str, ...]] = set()
-        self.states = [_FileState(name=name, problem=name_problem(name)) for name in options.files]
+        self.states = [_FileState(name) for name in options.files]
         for state in self.states:
             if state.problem is not None:
                 self._report(
@@ -283,54 +353,43 @@ class Follower:
             self.log.info("watching", directory=self.options.directory, mode="polling", reason="requested")
             return
         try:
-            from watchdog.events import FileSystemEventHandler  # noqa: PLC0415
-            from watchdog.observers.inotify import InotifyObserver  # noqa: PLC0415
-
-            wake = self.wake
-
-            class _Handler(FileSystemEventHandler):
-                def on_any_event(self, event: Any) -> None:  # noqa: ARG002 - any event: re-read
-                    wake()
-
-            self._handler = _Handler()
-            self._observer = InotifyObserver()
-            self._observer.daemon = True
-            self._observer.start()
+            self._inotify = _Inotify()
             self._ensure_watch()
             self.mode = "inotify"
             self.log.info("watching", directory=self.options.directory, mode="inotify")
-        except Exception as exc:
-            self._observer = None
+        except OSError as exc:
+            self._stop_watching()
             self.mode = "polling"
-            self.log.warning(
-                "watch_fallback_polling",
-                directory=self.options.directory,
-                error=f"{type(exc).__name__}: {exc}",
-            )
+            self.log.warning("watch_fallback_polling", directory=self.options.directory, error=_error(exc))
 
     def _ensure_watch(self) -> None:
-        """Watch the directory, or its nearest existing ancestor until the directory appears."""
-        if self._observer is None:
+        """Watch the directory, or its nearest existing ancestor until the directory appears (again)."""
+        if self._inotify is None:
             return
         target = self.options.directory
-        while not os.path.isdir(target) and target not in ("/", ""):
+        while True:
+            try:
+                st = os.stat(target)
+            except OSError:
+                st = None
+            if (st is not None and stat.S_ISDIR(st.st_mode)) or target in ("/", ""):
+                break
             target = os.path.dirname(target)
-        if target == self._watched:
+        ident = (target, st.st_dev, st.st_ino) if st is not None else (target, 0, 0)
+        if ident == self._watched:
             return
         try:
-            self._observer.unschedule_all()
-            self._observer.schedule(self._handler, target, recursive=False)
-            self._watched = target
-        except Exception as exc:
-            self.log.warning("watch_fallback_polling", directory=target, error=f"{type(exc).__name__}: {exc}")
-            self._stop_observer()
+            self._inotify.watch(target)
+            self._watched = ident
+        except OSError as exc:
+            self.log.warning("watch_fallback_polling", directory=target, error=_error(exc))
+            self._stop_watching()
             self.mode = "polling"
 
-    def _stop_observer(self) -> None:
-        if self._observer is not None:
-            with contextlib.suppress(Exception):  # stopping a broken observer: nothing more to do
-                self._observer.stop()
-            self._observer = None
+    def _stop_watching(self) -> None:
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None
 
     # -- the directory ------------------------------------------------------------------------
     def _close_dir(self) -> None:
@@ -571,17 +630,14 @@ class Follower:
             timeout = self.options.poll_interval if self.mode == "polling" else self.options.recheck_interval
             if any(s.pending for s in self.states):
                 timeout = min(timeout, self.options.idle_flush / 2)
-            readable, _, _ = select.select([self._wake_r], [], [], timeout)
-            if readable:
-                try:
-                    while os.read(self._wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
+            waits = [self._wake_r] if self._inotify is None else [self._wake_r, self._inotify.fd]
+            readable, _, _ = select.select(waits, [], [], timeout)
+            for fd in readable:  # what woke us does not matter: every turn re-reads every file
+                _drain(fd)
 
     def shutdown(self, deadline: float) -> None:
         """Read every file to its end, flush, run the final upload; all before `deadline`."""
-        self._stop_observer()
+        self._stop_watching()
         now = self.clock()
         for state in self.states:
             try:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import ssl
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote, urlparse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing stays out of the pod's start-up (see tail.py)
+    from typing import Any
 
 __all__ = ["MIN_PART", "Mirror", "MirrorTarget", "PrefixReader", "make_client"]
 
@@ -65,7 +65,10 @@ class _ShrankError(Exception):
 
 def make_client(endpoint: str, *, ca_bundle: str | None = None, timeout: float = 5.0) -> Any:
     """A minio client for `endpoint` (http or https URL), credentials from the standard AWS env vars."""
-    import urllib3  # noqa: PLC0415 - imported only when mirroring
+    import ssl  # noqa: PLC0415 - imported only when mirroring (ssl alone is ~5 MiB of RSS)
+    from urllib.parse import urlparse  # noqa: PLC0415
+
+    import urllib3  # noqa: PLC0415
     from minio import Minio  # noqa: PLC0415
     from minio.credentials.providers import EnvAWSProvider  # noqa: PLC0415
 
@@ -94,19 +97,34 @@ def make_client(endpoint: str, *, ca_bundle: str | None = None, timeout: float =
     )
 
 
-@dataclass(frozen=True)
 class MirrorTarget:
-    bucket: str
-    key: str
+    """Where one file goes: bucket and key (a value; plain class: `dataclasses` costs start-up time)."""
+
+    __slots__ = ("bucket", "key")
+
+    def __init__(self, bucket: str, key: str) -> None:
+        self.bucket = bucket
+        self.key = key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MirrorTarget) and (self.bucket, self.key) == (other.bucket, other.key)
+
+    def __hash__(self) -> int:
+        return hash((self.bucket, self.key))
+
+    def __repr__(self) -> str:
+        return f"MirrorTarget(bucket={self.bucket!r}, key={self.key!r})"
 
 
-@dataclass(frozen=True)
 class _Uploaded:
     """What the object holds: the first `length` bytes of the file's `generation`, written as `etag`."""
 
-    generation: int
-    length: int
-    etag: str | None
+    __slots__ = ("etag", "generation", "length")
+
+    def __init__(self, generation: int, length: int, etag: str | None) -> None:
+        self.generation = generation
+        self.length = length
+        self.etag = etag
 
 
 class Mirror:
@@ -238,7 +256,9 @@ class Mirror:
 
     def _append(self, target: MirrorTarget, fd: int, prev: _Uploaded, length: int) -> str | None:
         """The object's first `prev.length` bytes copied on the server, then only the new bytes sent."""
-        from minio.datatypes import Part  # noqa: PLC0415 - minio is imported only when mirroring
+        from urllib.parse import quote  # noqa: PLC0415 - imported only when mirroring
+
+        from minio.datatypes import Part  # noqa: PLC0415
 
         client = self._client
         bucket, key = target.bucket, target.key

@@ -15,13 +15,17 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from types import FrameType
-from typing import Any
 
 from elyra_sidecar import contract, diagnostics
 from elyra_sidecar.sidecar._follow import Follower, FollowerOptions, Output
-from elyra_sidecar.sidecar._mirror import Mirror, MirrorTarget, make_client
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every step pod's start-up time and memory: annotations only
+    from collections.abc import Callable, Sequence
+    from types import FrameType
+    from typing import Any
+
+    from elyra_sidecar.sidecar._mirror import Mirror, MirrorTarget
 
 __all__ = ["main", "parser"]
 
@@ -36,6 +40,11 @@ def _positive(value: str) -> float:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="elyra-sidecar tail",
+        # A fixed width: argparse would import shutil (and with it bz2 and lzma) to ask the terminal,
+        # on every start of every step pod, although only --help prints anything.
+        formatter_class=lambda prog: argparse.HelpFormatter(
+            prog, width=int(os.environ.get("COLUMNS", "100"))
+        ),
         description="Follow an Elyra step's script log: stream it to stdout byte for byte and mirror it "
         "to object storage. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
     )
@@ -86,22 +95,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _mirror(args: argparse.Namespace, log: object) -> tuple[Mirror | None, dict[str, MirrorTarget]]:
+def _mirror(
+    args: argparse.Namespace, log: diagnostics.PodLogger
+) -> tuple[Mirror | None, dict[str, MirrorTarget]]:
     if not args.keys:
         return None, {}
+    # minio, urllib3 and ssl only when mirroring; stdlib loggers (minio, urllib3) then use our renderer.
+    from elyra_sidecar.sidecar._mirror import Mirror, MirrorTarget, make_client  # noqa: PLC0415
+
+    diagnostics.route_stdlib_logging(log)
     if not args.endpoint or not args.bucket:
-        log.warning("mirror_disabled", reason="--key given without --endpoint and --bucket")  # type: ignore[attr-defined]
+        log.warning("mirror_disabled", reason="--key given without --endpoint and --bucket")
         return None, {}
     if len(args.keys) != len(args.files):
-        log.warning("mirror_disabled", reason="the number of --key and --file differ")  # type: ignore[attr-defined]
+        log.warning("mirror_disabled", reason="the number of --key and --file differ")
         return None, {}
     if not os.environ.get("AWS_ACCESS_KEY_ID") or not os.environ.get("AWS_SECRET_ACCESS_KEY"):
-        log.warning("mirror_disabled", reason="AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY not set")  # type: ignore[attr-defined]
+        log.warning("mirror_disabled", reason="AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY not set")
         return None, {}
     try:
         client = make_client(args.endpoint, ca_bundle=args.ca_bundle)
     except Exception as exc:
-        log.warning("mirror_disabled", reason=f"{type(exc).__name__}: {exc}")  # type: ignore[attr-defined]
+        log.warning("mirror_disabled", reason=f"{type(exc).__name__}: {exc}")
         return None, {}
     targets = {name: MirrorTarget(args.bucket, key) for name, key in zip(args.files, args.keys, strict=True)}
     return Mirror(client, interval=args.upload_interval, log=log), targets
