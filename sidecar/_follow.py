@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # typing and dataclasses stay out of the pod's start-up (see 
 __all__ = ["Follower", "FollowerOptions", "Output", "name_problem"]
 
 _CHUNK = 1 << 20
+# Backlogs of at least _SEND_MIN bytes go out with sendfile(2), at most _SEND_MAX per call.
+_SEND_MIN = 1 << 16
+_SEND_MAX = 1 << 23
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # O_PATH: a handle for openat() that needs no read permission on the directory itself (a 0311 directory
 # still lets us open the files we know by name, as plain paths did).
@@ -146,7 +149,40 @@ class Output:
         self.lines: int | None = 0 if self._json else None
         self.broken = False
         self.dropped = 0
+        #: sendfile(2) from a followed file to this descriptor (raw format only; off once it fails).
+        self.zero_copy = not self._json
         _grow_pipe(fd)
+
+    def send(self, in_fd: int, offset: int, count: int) -> int:
+        """`count` bytes of `in_fd` from `offset`, file to stdout in the kernel. Returns the bytes
+        accounted for (sent, or dropped on a broken stdout); 0 when sendfile cannot write here."""
+        if self.broken:
+            self.dropped += count
+            return count
+        done = 0
+        while done < count:
+            try:
+                n = os.sendfile(self._fd, in_fd, offset + done, count - done)
+            except BlockingIOError:
+                select.select([], [self._fd], [], 1.0)
+                continue
+            except OSError as exc:
+                if done == 0 and exc.errno in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    self.zero_copy = False  # e.g. a terminal on an older kernel: write() from now on
+                    return 0
+                self._broke(exc)
+                self.dropped += count - done
+                return count
+            if n == 0:  # the file shrank under us: what was sent is what there is
+                break
+            done += n
+            self.bytes_written += n
+        return done
+
+    def _broke(self, exc: OSError) -> None:
+        self.broken = True
+        if self._log is not None:
+            self._log.warning("stdout_failed", error=_error(exc), written=self.bytes_written)
 
     def _write_all(self, data: bytes | memoryview) -> None:
         if self.broken:
@@ -160,10 +196,8 @@ class Output:
                 select.select([], [self._fd], [], 1.0)
                 continue
             except OSError as exc:
-                self.broken = True
+                self._broke(exc)
                 self.dropped += len(view)
-                if self._log is not None:
-                    self._log.warning("stdout_failed", error=_error(exc), written=self.bytes_written)
                 return
             view = view[n:]
             self.bytes_written += n
@@ -518,6 +552,16 @@ class Follower:
             return False
         got = False
         while True:
+            if not state.pending and self.output.zero_copy:
+                try:
+                    sent = self._send_lines(state)
+                except OSError as exc:
+                    self._unreadable(state, exc, offset=state.offset)
+                    return got
+                if sent > 0:
+                    got = True
+                    state.last_data = now
+                    continue
             try:
                 data = self._reader(state.fd, _CHUNK, state.offset)
             except OSError as exc:  # EIO and the like: reported; the next turn reads from the same offset
@@ -529,6 +573,24 @@ class Follower:
             state.offset += len(data)
             state.last_data = now
             self._consume(state, data)
+
+    def _send_lines(self, state: _FileState) -> int:
+        """Catch-up without copies: the whole lines of a large backlog go from the page cache to stdout
+        with sendfile(2), found by looking only at the backlog's last 64 KiB for its last newline.
+        Returns the bytes sent; 0 means "read it instead" (a small backlog, a line longer than the
+        window, a pseudo-file whose size reads 0, or a stdout sendfile cannot write to)."""
+        assert state.fd is not None  # noqa: S101 - only called with an open file
+        backlog = min(os.fstat(state.fd).st_size - state.offset, _SEND_MAX)
+        if backlog < _SEND_MIN:
+            return 0
+        window = self._reader(state.fd, _SEND_MIN, state.offset + backlog - _SEND_MIN)
+        cut = window.rfind(b"\n") + 1
+        if not cut or len(window) < _SEND_MIN:
+            return 0
+        length = backlog - (len(window) - cut)
+        sent = self.output.send(state.fd, state.offset, length)
+        state.offset += sent
+        return sent
 
     def _consume(self, state: _FileState, data: bytes) -> None:
         """Whole lines go out straight from the chunk (no copies); only a line's unfinished end is kept."""

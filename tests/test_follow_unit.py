@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 
 from elyra_sidecar.sidecar._follow import Follower, FollowerOptions, Output
 from elyra_sidecar.sidecar._mirror import MIN_PART, Mirror, MirrorTarget, make_client
+from tests.support.s3 import start_s3
 
 
 class Clock:
@@ -212,13 +213,21 @@ class TestMainExitFile:
             assert len(named(logs, "main_exited")) == 1
 
 
+@pytest.fixture(scope="module")
+def server():
+    """Its own SeaweedFS on free ports (not the session's fixed 9123): nothing here needs that one."""
+    server = start_s3()
+    server.make_bucket("unit-bucket")
+    yield server
+    server.stop()
+
+
 class TestMirrorPolicy:
     @pytest.fixture
-    def mirror(self, s3_server, monkeypatch):
-        s3_server.make_bucket("unit-bucket")
-        for name, value in s3_server.env.items():
+    def mirror(self, server, monkeypatch):
+        for name, value in server.env.items():
             monkeypatch.setenv(name, value)
-        return Mirror(make_client(s3_server.endpoint), interval=1.0, log=structlog.get_logger())
+        return Mirror(make_client(server.endpoint), interval=1.0, log=structlog.get_logger())
 
     def test_whole_uploads_of_a_slowly_growing_small_log_are_spaced_out(self, mirror, tmp_path, logs):
         """Below 5 MiB every upload sends the whole log: they wait until they cost at most 4x what was

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from tests.support.procs import SidecarProcess, as_pod_user, shared_dir, wait_for
+from tests.support.s3 import start_s3
 
 BUCKET = "elyra-bucket"
 CANARY = "ELYRA_TEST_CANARY=not-a-real-secret-4f9c2a"
@@ -44,10 +45,13 @@ def pod_dir():
         yield path
 
 
-@pytest.fixture
-def bucket(s3_server):
-    s3_server.make_bucket(BUCKET)
-    return s3_server
+@pytest.fixture(scope="module")
+def bucket():
+    """Its own SeaweedFS on free ports: nothing here needs the fixtures' fixed endpoint."""
+    server = start_s3()
+    server.make_bucket(BUCKET)
+    yield server
+    server.stop()
 
 
 def pod_sidecar(directory, *names, extra=(), env=None, stdout="read"):
@@ -190,6 +194,8 @@ class TestNeverBlocked:
             with log.open("ab") as f:
                 f.write(b"line %d after stdout went away\n" % i)
             time.sleep(0.02)
+        with log.open("ab") as f:  # a backlog large enough for the zero-copy path (sendfile) too
+            f.write(b"".join(b"bulk line %06d\n" % i for i in range(200_000)))
         assert wait_for(lambda: bucket.get(BUCKET, key) == log.read_bytes(), timeout=15), sc.err
         with log.open("ab") as f:
             f.write(b"last words")

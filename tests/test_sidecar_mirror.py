@@ -9,14 +9,18 @@ import os
 import pytest
 
 from tests.support.procs import CountingProxy, SidecarProcess, free_port, start_writer, wait_for
+from tests.support.s3 import start_s3
 
 BUCKET = "elyra-bucket"
 
 
-@pytest.fixture
-def bucket(s3_server):
-    s3_server.make_bucket(BUCKET)
-    return s3_server
+@pytest.fixture(scope="module")
+def bucket():
+    """Its own SeaweedFS on free ports: only the e2e tests need the fixtures' fixed 127.0.0.1:9123."""
+    server = start_s3()
+    server.make_bucket(BUCKET)
+    yield server
+    server.stop()
 
 
 def mirrored(server, directory, key, *extra, env=None, endpoint=None):
