@@ -207,8 +207,6 @@ def tls_server(tmp_path_factory):
     """A second S3 server that also serves https, with a certificate from a private CA."""
     import trustme
 
-    from tests.support.s3 import start_s3
-
     d = tmp_path_factory.mktemp("tls")
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1")
