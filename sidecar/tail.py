@@ -1,8 +1,8 @@
-"""`elyra-sidecar tail` / `python -m sidecar`: the process in the pod.
+"""`elyra-sidecar tail` / `python -m elyra_sidecar.sidecar`: the process in the pod.
 
 Exit status is 0 for everything that happens at run time (storage down, file never appears, bad
-credentials, SIGTERM): the sidecar never fails the user's step. Only a malformed command line is a
-usage error (2), which the transformer never writes.
+credentials, SIGTERM, the shutdown deadline): the sidecar never fails the step. Only a malformed
+command line is a usage error (2), which the transformer never writes. See docs/sidecar.md.
 """
 
 from __future__ import annotations
