@@ -203,6 +203,14 @@ def _ignore(_signum: int, _frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     log = diagnostics.pod_logger(json_output={"auto": None, "json": True, "console": False}[args.diagnostics])
+    try:
+        _run(args, log)
+    except Exception as exc:  # whatever breaks at run time, the step is not failed by its sidecar
+        log.exception("sidecar_failed", error=type(exc).__name__)
+    return 0
+
+
+def _run(args: argparse.Namespace, log: diagnostics.PodLogger) -> None:
     started = time.monotonic()
     # First, so a SIGTERM during start-up is not lost (the default action would kill us silently).
     stopper = _Stopper(args.shutdown_deadline, log)
@@ -257,7 +265,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary()
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.flush()  # here, while the deadline still runs, not in the interpreter's exit
-    return 0
 
 
 if __name__ == "__main__":
