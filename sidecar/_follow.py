@@ -242,7 +242,8 @@ class FollowerOptions:
         max_line: int = 1 << 20,
         main_exit_file: str | None = None,
     ) -> None:
-        self.directory = directory
+        # No trailing slash: with one, lstat() and O_NOFOLLOW would resolve a symlink at --dir itself.
+        self.directory = directory.rstrip("/") or "/"
         self.files = files
         self.targets = targets if targets is not None else {}
         self.poll = poll

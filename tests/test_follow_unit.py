@@ -199,6 +199,19 @@ class TestRefused:
             assert h.out == b"x" * 99 + b"\nnew\n"
             assert len(named(logs, "file_truncated")) == 1 and state.generation == generation + 1
 
+    def test_directory_that_is_a_symlink_is_refused(self, tmp_path, logs):
+        """--dir swapped for a symlink (with or without a trailing slash) is not followed into."""
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (elsewhere / "a.log").write_bytes(b"not ours\n")
+        link = tmp_path / "link"
+        link.symlink_to(elsewhere)
+        for h in harness(Path(f"{link}/"), tmp_path, "a.log"):
+            h.turn(3)
+            assert h.out == b""
+            (event,) = named(logs, "directory_refused")
+            assert event["reason"] == "symbolic link"
+
 
 class TestMainExitFile:
     def test_exit_file_requests_a_stop(self, work, tmp_path, logs):
