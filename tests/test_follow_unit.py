@@ -36,7 +36,7 @@ class Clock:
 class Harness:
     """A Follower over `directory`, its stdout a file the test reads back."""
 
-    def __init__(self, directory: Path, files: list[str], stdout: Path, **kwargs: Any) -> None:
+    def __init__(self, directory: Path | str, files: list[str], stdout: Path, **kwargs: Any) -> None:
         self._stdout = stdout
         self._fd = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self.clock = Clock()
@@ -82,7 +82,7 @@ def named(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
     return [e for e in logs if e["event"] == event]
 
 
-def harness(work: Path, tmp_path: Path, *files: str, **kwargs: Any) -> Iterator[Harness]:
+def harness(work: Path | str, tmp_path: Path, *files: str, **kwargs: Any) -> Iterator[Harness]:
     h = Harness(work, list(files), tmp_path / "stdout", **kwargs)
     try:
         yield h
@@ -206,7 +206,7 @@ class TestRefused:
         (elsewhere / "a.log").write_bytes(b"not ours\n")
         link = tmp_path / "link"
         link.symlink_to(elsewhere)
-        for h in harness(Path(f"{link}/"), tmp_path, "a.log"):
+        for h in harness(f"{link}/", tmp_path, "a.log"):  # a str: Path() would drop the slash
             h.turn(3)
             assert h.out == b""
             (event,) = named(logs, "directory_refused")
