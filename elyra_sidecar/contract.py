@@ -6,11 +6,14 @@ parser is built from it. It sits below every room and imports nothing of them (i
 
 from __future__ import annotations
 
-from typing import Final
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: the step pod's start-up does without importing typing
+    from typing import Final
 
 __all__ = [
     "ANNOTATION_INJECT",
     "ANNOTATION_TRANSFORMED",
+    "ARGO_MAIN_EXIT_CODE_FILE",
     "ARG_BUCKET",
     "ARG_CA_BUNDLE",
     "ARG_DIR",
@@ -18,6 +21,7 @@ __all__ = [
     "ARG_FILE",
     "ARG_FORMAT",
     "ARG_KEY",
+    "ARG_MAIN_EXIT_FILE",
     "ARG_POLL",
     "ARG_SHUTDOWN_DEADLINE",
     "ARG_UPLOAD_INTERVAL",
@@ -52,6 +56,12 @@ ARG_FORMAT: Final = "--format"
 ARG_CA_BUNDLE: Final = "--ca-bundle"
 #: Force polling instead of inotify.
 ARG_POLL: Final = "--poll"
+#: Stop by itself (drain to EOF, final upload, exit 0) once this file exists. Argo's emissary writes
+#: main's exit code to /var/run/argo/ctr/main/exitcode (all versions): a sidecar in a Pod with
+#: `var-run-argo` mounted ends without waiting for Argo's kill. Default: none.
+ARG_MAIN_EXIT_FILE: Final = "--main-exit-file"
+#: Where Argo's emissary writes main's exit code (the path to pass with ARG_MAIN_EXIT_FILE).
+ARGO_MAIN_EXIT_CODE_FILE: Final = "/var/run/argo/ctr/main/exitcode"
 
 #: Credentials the sidecar reads from its environment (the same entries the main container has).
 CREDENTIAL_ENV: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -246,3 +247,43 @@ class TestNoWrites:
         assert wait_for(lambda: sc.out == b"r\n")
         sc.terminate()
         assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+# Runs the dispatcher as `elyra-sidecar tail ...` does and, at exit, writes the modules it had loaded.
+MODULES_AT_EXIT = r"""
+import atexit, json, runpy, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+sys.argv[0] = "elyra-sidecar"
+runpy.run_module("elyra_sidecar", run_name="__main__", alter_sys=True)
+"""
+
+
+class TestStartup:
+    def test_without_a_mirror_no_logging_tls_or_s3_library_is_loaded(self, tmp_path):
+        """A start without mirroring loads no structlog, watchdog, logging, ssl, minio or dataclasses."""
+        (tmp_path / "a.log").write_bytes(b"x\n")
+        dump = tmp_path / "modules.json"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                MODULES_AT_EXIT,
+                str(dump),
+                "tail",
+                "--dir",
+                str(tmp_path),
+                "--file",
+                "a.log",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.read(2) == b"x\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        loaded = set(json.loads(dump.read_text()))
+        assert "elyra_sidecar.sidecar.tail" in loaded
+        heavy = {"structlog", "watchdog", "logging", "ssl", "minio", "urllib3", "dataclasses", "shutil"}
+        assert not {m for m in loaded if m.split(".")[0] in heavy}

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-import socket
+import io
+import json
+import os
 
 import pytest
 
-from tests.support.procs import SidecarProcess, start_writer, wait_for
+from tests.support.procs import CountingProxy, SidecarProcess, free_port, start_writer, wait_for
+from tests.support.s3 import start_s3
 
 BUCKET = "elyra-bucket"
 
 
-@pytest.fixture
-def bucket(s3_server):
-    s3_server.make_bucket(BUCKET)
-    return s3_server
+@pytest.fixture(scope="module")
+def bucket():
+    """Its own SeaweedFS on free ports: only the e2e tests need the fixtures' fixed 127.0.0.1:9123."""
+    server = start_s3()
+    server.make_bucket(BUCKET)
+    yield server
+    server.stop()
 
 
-def mirrored(server, directory, key, *extra, env=None):
+def mirrored(server, directory, key, *extra, env=None, endpoint=None):
     return SidecarProcess(
         "--dir",
         str(directory),
         "--file",
         "a.log",
         "--endpoint",
-        server.endpoint,
+        endpoint or server.endpoint,
         "--bucket",
         BUCKET,
         "--key",
@@ -75,10 +81,7 @@ class TestMirror:
 
     def test_storage_unreachable_still_exits_zero_in_time(self, tmp_path):
         """No server on the endpoint: stdout is still exact; exit 0 within the shutdown deadline."""
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = free_port()
         (tmp_path / "a.log").write_bytes(b"still streamed\n")
         sc = SidecarProcess(
             "--dir",
@@ -143,12 +146,66 @@ class TestMirror:
         assert '"mirror_disabled"' in sc.err and "AWS_ACCESS_KEY_ID" in sc.err
 
 
+def summary(err: str) -> dict[str, object]:
+    (line,) = [x for x in err.splitlines() if '"sidecar_stopped"' in x]
+    record: dict[str, object] = json.loads(line)
+    return record
+
+
+class TestMirrorCost:
+    def test_large_file_without_connection_pool_warnings(self, bucket, tmp_path):
+        """A 12 MiB log (a multipart upload) never makes urllib3 warn that its pool is full."""
+        key = "big/a.log"
+        path = tmp_path / "a.log"
+        path.write_bytes(os.urandom(6 << 20).hex().encode())
+        sc = mirrored(bucket, tmp_path, key)
+        assert wait_for(lambda: bucket.get(BUCKET, key) == path.read_bytes(), timeout=30), sc.err
+        assert sc.terminate()[0] == 0
+        assert "pool is full" not in sc.err.lower()
+
+    def test_appends_send_only_the_appended_bytes(self, bucket, tmp_path):
+        """A log past 5 MiB growing 1 MiB at a time: bytes sent stay near the file's size, not its square."""
+        key = "grow/a.log"
+        path = tmp_path / "a.log"
+        path.write_bytes(b"start\n" + os.urandom(3 << 20).hex().encode() + b"\n")
+        proxy = CountingProxy(bucket.port)
+        try:
+            sc = mirrored(bucket, tmp_path, key, env=bucket.env, endpoint=proxy.endpoint)
+            assert wait_for(lambda: bucket.get(BUCKET, key) == path.read_bytes(), timeout=30), sc.err
+            for i in range(10):
+                with path.open("ab") as f:
+                    f.write(b"step %d " % i + os.urandom(1 << 19).hex().encode() + b"\n")
+                # Each step is uploaded before the next (the upload interval is 0.2 s).
+                assert wait_for(lambda: bucket.get(BUCKET, key) == path.read_bytes(), timeout=30), sc.err
+            assert sc.terminate()[0] == 0
+        finally:
+            proxy.close()
+        size = path.stat().st_size
+        assert bucket.get(BUCKET, key) == path.read_bytes()
+        # Re-uploading the whole file each time would send 6+7+...+16 MiB = 121 MiB for this 16 MiB file.
+        assert proxy.sent < 1.5 * size, (proxy.sent, size)
+        stopped = summary(sc.err)
+        assert stopped["uploads"] == 11 and stopped["uploaded_bytes"] == size
+
+    def test_object_rewritten_by_someone_else_is_uploaded_whole(self, bucket, tmp_path):
+        """The key overwritten by another writer (the bootstrapper's own upload): no append onto it."""
+        key = "other-writer/a.log"
+        path = tmp_path / "a.log"
+        path.write_bytes(os.urandom(3 << 20).hex().encode() + b"\n")
+        sc = mirrored(bucket, tmp_path, key)
+        assert wait_for(lambda: bucket.get(BUCKET, key) == path.read_bytes(), timeout=30), sc.err
+        bucket.client().put_object(BUCKET, key, io.BytesIO(b"other\n"), 6)
+        with path.open("ab") as f:
+            f.write(b"appended\n")
+        assert wait_for(lambda: bucket.get(BUCKET, key) == path.read_bytes(), timeout=30), sc.err
+        assert sc.terminate()[0] == 0
+        assert bucket.get(BUCKET, key) == path.read_bytes()
+
+
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory):
     """A second S3 server that also serves https, with a certificate from a private CA."""
     import trustme
-
-    from tests.support.s3 import start_s3
 
     d = tmp_path_factory.mktemp("tls")
     ca = trustme.CA()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests.support.runner import StreamLog
@@ -23,12 +27,90 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
     return predicate()
 
 
+#: The uid the sidecar runs as in the pod (restricted securityContext; distroless "nonroot").
+POD_UID = 65532
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (closed again: for "unreachable" endpoints)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def as_pod_user() -> list[str]:
+    """A command prefix that runs the rest as POD_UID when we are root (as in the pod), else nothing."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", f"--reuid={POD_UID}", f"--regid={POD_UID}", "--clear-groups"]
+
+
+@contextlib.contextmanager
+def shared_dir() -> Iterator[Path]:
+    """A directory like the pod's emptyDir (mode 0777) that POD_UID can reach (pytest's tmp is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="elyra-sidecar-pod-"))
+    path.chmod(0o777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class CountingProxy:
+    """A TCP proxy on 127.0.0.1 to `port` that counts the bytes clients send (what an upload costs)."""
+
+    def __init__(self, port: int) -> None:
+        self._target = port
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self.sent = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                if count:
+                    with self._lock:
+                        self.sent += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._server.close()
+
+
 class SidecarProcess:
     """`python -m elyra_sidecar.sidecar ...`, its stdout collected (bytes, arrival times) by a thread."""
 
     def __init__(
-        self, *args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
+        stdout: str = "read",
     ) -> None:
+        """`stdout`: "read" (collected), "unread" (a pipe nobody reads) or "close" (closed after the
+        first bytes arrive, as a log collector that went away)."""
+        self._stdout_mode = stdout
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen(
@@ -40,10 +122,9 @@ class SidecarProcess:
         self._chunks: list[tuple[float, bytes]] = []
         self._lock = threading.Lock()
         self._err: list[bytes] = []
-        self._threads = [
-            threading.Thread(target=self._pump, daemon=True),
-            threading.Thread(target=self._pump_err, daemon=True),
-        ]
+        self._threads = [threading.Thread(target=self._pump_err, daemon=True)]
+        if stdout != "unread":
+            self._threads.append(threading.Thread(target=self._pump, daemon=True))
         for t in self._threads:
             t.start()
 
@@ -56,6 +137,9 @@ class SidecarProcess:
                 return
             with self._lock:
                 self._chunks.append((time.monotonic(), data))
+            if self._stdout_mode == "close":
+                self.proc.stdout.close()
+                return
 
     def _pump_err(self) -> None:
         assert self.proc.stderr is not None
