@@ -11,30 +11,28 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from elyra_sidecar import contract
 
 __all__ = ["COMMANDS", "main"]
 
 
-class Command(NamedTuple):
-    module: str
-    help: str
-
-
-#: Every command, in the order `--help` lists them. Adding a command touches this table only.
-COMMANDS: dict[str, Command] = {
-    "transform": Command(
-        "elyra_sidecar.transformer.cli", "rewrite an Elyra-compiled Workflow (YAML or KFP package)"
+#: Every command as (module, help), in the order `--help` lists them. Adding a command touches this table
+#: only. Plain tuples: a NamedTuple would load `typing` into every step pod's start.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "transform": (
+        "elyra_sidecar.transformer.cli",
+        "rewrite an Elyra-compiled Workflow (YAML or KFP package)",
     ),
-    "webhook": Command("elyra_sidecar.webhook.cli", "run the admission webhook (in-cluster mode)"),
-    "logs": Command("elyra_sidecar.logs.cli", "print a run's script logs, in order, live (-f)"),
-    contract.TAIL_COMMAND: Command(
-        "elyra_sidecar.sidecar.tail", "(in the pod) follow the script log; see `elyra-sidecar tail --help`"
+    "webhook": ("elyra_sidecar.webhook.cli", "run the admission webhook (in-cluster mode)"),
+    "logs": ("elyra_sidecar.logs.cli", "print a run's script logs, in order, live (-f)"),
+    contract.TAIL_COMMAND: (
+        "elyra_sidecar.sidecar.tail",
+        "(in the pod) follow the script log; see `elyra-sidecar tail --help`",
     ),
-    contract.INSTALL_LIVE_COMMAND: Command(
-        "elyra_sidecar.sidecar.live", "(init container) install the live-output hook"
+    contract.INSTALL_LIVE_COMMAND: (
+        "elyra_sidecar.sidecar.live",
+        "(init container) install the live-output hook",
     ),
 }
 
@@ -43,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="elyra-sidecar",
         description="Make Elyra pipeline logs and outputs visible in Kubeflow Pipelines.",
-        epilog="commands:\n" + "\n".join(f"  {name:<14}{c.help}" for name, c in COMMANDS.items()),
+        epilog="commands:\n" + "\n".join(f"  {name:<14}{c}" for name, (_, c) in COMMANDS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
@@ -64,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         command, rest = args.command, []  # only `elyra-sidecar -- COMMAND` gets here
     try:
-        module = importlib.import_module(COMMANDS[command].module)
+        module = importlib.import_module(COMMANDS[command][0])
         code: int = module.main(rest)
     except KeyboardInterrupt:
         return 130
