@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -12,7 +13,10 @@ import yaml
 
 from elyra_sidecar.transformer import Config, NodeParseError, WorkflowError, config_from_mapping, transform
 from elyra_sidecar.transformer._io import dump_yaml
-from tests.helpers import ARGO_FIXTURES, FIXTURES, GOLDEN, SCHEMA_FILES, load_fixture, schema_errors
+from elyra_sidecar.transformer._registry import STEPS, WorkflowStep
+from elyra_sidecar.transformer._steps import Change
+from elyra_sidecar.transformer.cli import _summary
+from tests.helpers import ARGO_FIXTURES, FIXTURES, GOLDEN, ROOT, SCHEMA_FILES, load_fixture, schema_errors
 
 GOLDEN_CASES = [(p, "default", {}) for p in ARGO_FIXTURES] + [
     (FIXTURES / "elyra-4.0.0-three-node.yaml", "lineage", {"lineage": {"enabled": True}}),
@@ -478,3 +482,63 @@ class TestLiveMode:
             env["PYTHONPATH"]
             == "/elyra-sidecar/work/.elyra-sidecar-live:/opt/app-root/src/jupyter-work-dir/python3"
         )
+
+
+class TestStepRegistry:
+    def test_docs_step_table_lists_the_registry_in_order(self):
+        """docs/how-it-works.md's step table names exactly the registered steps, in their order."""
+        text = (ROOT / "docs" / "how-it-works.md").read_text()
+        documented = re.findall(r"^\| `([a-z_]+)`", text, flags=re.MULTILINE)
+        assert documented == [step.name for step in STEPS]
+
+    def test_node_steps_come_before_workflow_steps(self):
+        """The table's order is the run order: node steps on each node, then workflow steps once."""
+        kinds = [isinstance(step, WorkflowStep) for step in STEPS]
+        assert kinds == sorted(kinds)
+        assert len({step.name for step in STEPS}) == len(STEPS)
+
+    def test_every_change_is_typed_and_reads_as_its_text(self):
+        """Each added entry carries a kind; the JSON report still holds the plain texts."""
+        config = config_from_mapping({"lineage": {"enabled": True}, "parameters": {"promote_env": ["all"]}})
+        result = transform(load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"), config)
+        kinds = {change.kind for node in result.nodes for change in node.added}
+        assert kinds == {
+            "work_dir",
+            "unbuffered",
+            "live_output",
+            "sidecar",
+            "output_artifact",
+            "input_artifact",
+            "run_parameter",
+            "annotation",
+            "note",
+        }
+        report = json.loads(json.dumps([asdict(n) for n in result.nodes]))
+        assert report[0]["added"] == [str(change) for change in result.nodes[0].added]
+        assert all(type(text) is str for node in report for text in node["added"])
+
+    def test_a_disabled_step_does_not_run(self):
+        """A step whose predicate is false for the config leaves no trace."""
+        result = transform(
+            load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"), config_from_mapping({"unbuffered": False})
+        )
+        assert all(change.kind != "unbuffered" for node in result.nodes for change in node.added)
+
+
+class TestReportTable:
+    def test_added_column_counts_by_kind_not_by_wording(self):
+        """The ADDED column counts typed changes; rewording a change's text does not change the table."""
+        reworded = (
+            Change("sidecar", "a log follower"),
+            Change("output_artifact", "x"),
+            Change("output_artifact", "y"),
+            Change("input_artifact", "z"),
+            Change("run_parameter", "p"),
+            Change("unbuffered", "u"),
+            Change("live_output", "l"),
+            Change("note", "no sidecar: notebooks write no .log"),
+        )
+        assert _summary(reworded) == (
+            "log sidecar, 2 output artifacts, 1 input artifact, live output, 1 run parameter, unbuffered"
+        )
+        assert _summary(()) == "-"

@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from elyra_sidecar.transformer._config import Config
-from elyra_sidecar.transformer._elyra import ElyraNode
 from elyra_sidecar.transformer._steps import (
     LIVE_LOG_ENV,
     LIVE_SCRIPT_ENV,
-    Notes,
-    Placement,
+    Change,
+    RewrittenNode,
+    WorkflowNotes,
     copy_tree,
     unique_name,
 )
@@ -59,19 +59,16 @@ def _unique(base: str, taken: set[str]) -> str:
 
 
 def promote_env_parameters(
-    workflow: dict[str, Any],
-    spec: dict[str, Any],
-    nodes: Mapping[str, tuple[ElyraNode, Placement]],
-    config: Config,
-) -> tuple[dict[str, Notes], list[str]]:
+    workflow: dict[str, Any], spec: dict[str, Any], nodes: Mapping[str, RewrittenNode], config: Config
+) -> WorkflowNotes:
     """Promote the selected env entries of the rewritten nodes.
 
     `spec` is the output workflow's own spec (`workflow.spec`, or `.spec.workflowSpec` of a CronWorkflow);
     only `transform`'s private copies are changed."""
-    notes: dict[str, Notes] = {name: Notes() for name in nodes}
+    notes = WorkflowNotes()
     wanted = set(config.parameters.promote_env)
     if not wanted:
-        return notes, []
+        return notes
     templates = {t.get("name"): t for t in spec["templates"] if isinstance(t, dict)}
     # name -> [(template, env entry)]
     found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
@@ -80,9 +77,9 @@ def promote_env_parameters(
             if _eligible(entry, wanted):
                 found.setdefault(str(entry["name"]), []).append((template_name, entry))
     missing = sorted(w for w in wanted - {"all"} if w not in found)
-    warnings = [f"--promote-env {name}: no promotable env entry of that name" for name in missing]
+    notes.warnings += [f"--promote-env {name}: no promotable env entry of that name" for name in missing]
     if not found:
-        return notes, warnings
+        return notes
     arguments = spec["arguments"] = copy_tree(spec.get("arguments") or {})
     parameters = arguments.setdefault("parameters", [])
     taken = {str(p.get("name")) for p in parameters}
@@ -100,11 +97,13 @@ def promote_env_parameters(
             added.append((parameter, default))
             for template, entry in members:
                 entry["value"] = f"{{{{workflow.parameters.{parameter}}}}}"
-                notes[template].added.append(
-                    f"run parameter {parameter} (default {default!r}) -> env {env_name}"
+                notes.of(template).added.append(
+                    Change(
+                        "run_parameter", f"run parameter {parameter} (default {default!r}) -> env {env_name}"
+                    )
                 )
-    warnings += _update_pipeline_spec(workflow, added)
-    return notes, warnings
+    notes.warnings += _update_pipeline_spec(workflow, added)
+    return notes
 
 
 def _update_pipeline_spec(workflow: dict[str, Any], added: list[tuple[str, str]]) -> list[str]:

@@ -2,7 +2,8 @@
 
 Each step takes the template it may change (a private deep copy made by `transform`), the node as read
 by `_elyra`, the shared `Placement` and the config, changes only that template, and returns a `Notes`
-(what it added, warnings). `transform` composes them in one place, in `NODE_STEPS` order.
+(what it added, as typed `Change`s, and warnings). Which steps run, in which order and when, is declared
+once, in `_registry.STEPS`.
 """
 
 from __future__ import annotations
@@ -10,18 +11,24 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from elyra_sidecar import contract
 from elyra_sidecar._version import version
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode
 
+if TYPE_CHECKING:  # only in annotations; no runtime dependency
+    from typing_extensions import Self
+
 __all__ = [
-    "NODE_STEPS",
     "TRANSFORMED_ANNOTATION",
+    "Change",
+    "ChangeKind",
     "Notes",
     "Placement",
+    "RewrittenNode",
+    "WorkflowNotes",
     "add_log_sidecar",
     "artifact_name",
     "copy_tree",
@@ -38,9 +45,45 @@ _INVALID_NAME_CHARS = re.compile(r"[^-a-zA-Z0-9_]+")
 _WILDCARDS = ("*", "?", "[")
 
 
+#: What a change is, for whoever counts them (the CLI's table); `note` is information that adds nothing.
+ChangeKind = Literal[
+    "work_dir",
+    "unbuffered",
+    "live_output",
+    "sidecar",
+    "output_artifact",
+    "input_artifact",
+    "run_parameter",
+    "annotation",
+    "note",
+]
+
+
+class Change(str):
+    """One thing a step added: its text (what reports show) typed with its `kind` (what tables count).
+
+    A `str` on purpose: `NodeReport.added` is serialised as these texts (the JSON report and the golden
+    files), while readers that count never parse them."""
+
+    __slots__ = ("kind",)
+    kind: ChangeKind
+
+    def __new__(cls, kind: ChangeKind, detail: str) -> Self:
+        change = super().__new__(cls, detail)
+        change.kind = kind
+        return change
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy/pickle rebuild it whole
+        return (self.kind, str(self))
+
+    @property
+    def detail(self) -> str:
+        return str(self)
+
+
 @dataclass
 class Notes:
-    added: list[str] = field(default_factory=list)
+    added: list[Change] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -56,6 +99,25 @@ class Placement:
     live_dir: str | None = None
     #: (artifact name, path relative to run_dir) declared per Elyra `--outputs` entry.
     output_artifacts: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RewrittenNode:
+    """A node this run rewrites: what `_elyra` read, and where the node steps placed its files."""
+
+    node: ElyraNode
+    place: Placement
+
+
+@dataclass
+class WorkflowNotes:
+    """What a workflow step did: notes per rewritten template (by name), and workflow-wide warnings."""
+
+    nodes: dict[str, Notes] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def of(self, template: str) -> Notes:
+        return self.nodes.setdefault(template, Notes())
 
 
 def _main(template: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +159,9 @@ def mount_work_dir(template: dict[str, Any], node: ElyraNode, place: Placement, 
             main.setdefault("volumeMounts", []).append({"name": cfg.volume_name, "mountPath": cfg.mount_path})
             main["workingDir"] = cfg.mount_path
             base = cfg.mount_path
-            notes.added.append(f"emptyDir {cfg.volume_name} at {cfg.mount_path} (main's workingDir)")
+            notes.added.append(
+                Change("work_dir", f"emptyDir {cfg.volume_name} at {cfg.mount_path} (main's workingDir)")
+            )
         if not base:
             notes.warnings.append(
                 "the bootstrapper runs in the image's WORKDIR, which the YAML does not tell; "
@@ -120,7 +184,7 @@ def set_unbuffered(template: dict[str, Any], node: ElyraNode, place: Placement, 
     if any(e.get("name") == "PYTHONUNBUFFERED" for e in env):
         return notes
     env.append({"name": "PYTHONUNBUFFERED", "value": "1"})
-    notes.added.append("env PYTHONUNBUFFERED=1")
+    notes.added.append(Change("unbuffered", "env PYTHONUNBUFFERED=1"))
     return notes
 
 
@@ -174,7 +238,10 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
     )
     place.live_dir = live_dir
     notes.added.append(
-        f"live output: init container {config.live.init_container_name}, sitecustomize in {live_dir}"
+        Change(
+            "live_output",
+            f"live output: init container {config.live.init_container_name}, sitecustomize in {live_dir}",
+        )
     )
     return notes
 
@@ -194,7 +261,7 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
     notes = Notes()
     log_file = node.log_file
     if log_file is None:
-        notes.added.append("no sidecar: notebooks write no .log")
+        notes.added.append(Change("note", "no sidecar: notebooks write no .log"))
         return notes
     if place.run_dir is None or place.shared_mount is None:
         notes.warnings.append("no sidecar: the log directory is not on a shared volume")
@@ -251,7 +318,7 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
         if cfg.mirror
         else ""
     )
-    notes.added.append(f"sidecar {cfg.name} following {log_file}{mirrored}")
+    notes.added.append(Change("sidecar", f"sidecar {cfg.name} following {log_file}{mirrored}"))
     return notes
 
 
@@ -337,7 +404,7 @@ def declare_output_artifacts(
         artifacts.append({"name": name, "path": path, "optional": True, "archive": {"tar": {}}})
         if entry:
             place.output_artifacts[entry] = (name, relative)
-        notes.added.append(f"output artifact {name} <- {path}")
+        notes.added.append(Change("output_artifact", f"output artifact {name} <- {path}"))
     return notes
 
 
@@ -347,17 +414,7 @@ def mark_transformed(template: dict[str, Any], node: ElyraNode, place: Placement
     __version__ = version()
     metadata = template.setdefault("metadata", {})
     metadata.setdefault("annotations", {})[TRANSFORMED_ANNOTATION] = __version__
-    return Notes(added=[f"annotation {TRANSFORMED_ANNOTATION}={__version__}"])
-
-
-NODE_STEPS = (
-    ("mount_work_dir", mount_work_dir),
-    ("set_unbuffered", set_unbuffered),
-    ("enable_live_output", enable_live_output),
-    ("add_log_sidecar", add_log_sidecar),
-    ("declare_output_artifacts", declare_output_artifacts),
-    ("mark_transformed", mark_transformed),
-)
+    return Notes(added=[Change("annotation", f"annotation {TRANSFORMED_ANNOTATION}={__version__}")])
 
 
 def copy_tree(value: Any) -> Any:
