@@ -128,3 +128,56 @@ class TestReadElyraNode:
         )
         node = read_elyra_node(template, index)
         assert node is not None and node.run_dir == "/opt/app-root/src/jupyter-work-dir"
+
+    def test_values_are_read_by_position_not_by_value(self):
+        """`--pipeline-name '$D' --cos-directory "$D"`: the directory is the dynamic word, not the literal."""
+        index, template = _template("elyra-3.13.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        args = template["container"]["args"][0]
+        args = args.replace("--pipeline-name 'three-node'", "--pipeline-name '$D'")
+        args = args.replace("--cos-directory 'my/project/three-node-1121215526'", '--cos-directory "$D"')
+        template["container"]["args"][0] = args
+        with pytest.raises(NodeParseError, match=r"--cos-directory is only known at run time"):
+            read_elyra_node(template, index)
+
+    def test_option_spellings_the_bootstrapper_accepts(self):
+        """`--file=x`, `-fx` and a unique prefix (`--cos-dir`) read as the bootstrapper's argparse does."""
+        index, template = _template("elyra-3.13.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        args = template["container"]["args"][0]
+        args = args.replace("--file '/home/jovyan/work/three-node/load_data.py'", "-f'other.py'")
+        args = args.replace("--cos-directory 'my/project", "--cos-dir='my/project")
+        args = args.replace("--outputs 'data.csv'", "--outputs=a.csv --out b.csv")
+        template["container"]["args"][0] = args
+        node = read_elyra_node(template, index)
+        assert node is not None
+        assert (node.file, node.cos_directory, node.outputs) == (
+            "other.py",
+            "my/project/three-node-1121215526",
+            ("b.csv",),
+        )
+
+    @pytest.mark.parametrize(
+        ("spelling", "reason"),
+        [
+            ("--co x", "ambiguous option '--co'"),
+            ("--help", "help"),
+            ("-h", "help"),
+            ("--nope x", "unknown option '--nope'"),
+            ("--parameter-pass-method file", "must be one of env"),
+            ("-- x", "unexpected argument '--'"),
+            ("--inputs", "--inputs expects a value"),
+            ("--inputs -x.csv", "--inputs expects a value"),
+        ],
+    )
+    def test_what_the_bootstrapper_would_refuse_is_an_error_and_nothing_is_printed(
+        self, capsys, spelling, reason
+    ):
+        """Ambiguous, unknown or help options: one NodeParseError naming the place; no library prints."""
+        index, template = _template("elyra-3.13.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        template["container"]["args"][0] = template["container"]["args"][0].rstrip() + f" {spelling}"
+        with pytest.raises(NodeParseError, match=r"spec\.templates\[0\]\.container\.args: .*") as info:
+            read_elyra_node(template, index)
+        assert reason in str(info.value)
+        assert capsys.readouterr() == ("", "")

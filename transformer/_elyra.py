@@ -7,7 +7,6 @@ will (see `_shell`), and from the bootstrapper's own argument definitions and fi
 
 from __future__ import annotations
 
-import argparse
 import posixpath
 import re
 from dataclasses import dataclass
@@ -78,52 +77,121 @@ class ElyraNode:
         return "{}.{}.{}".format(*self.elyra_version)
 
 
-def _bootstrapper_parser() -> argparse.ArgumentParser:
-    """The bootstrapper's own options (union over Elyra 2.0-4.0), so values are read as it reads them."""
-    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-    for short, long in (
-        ("-e", "--cos-endpoint"),
-        ("-b", "--cos-bucket"),
-        ("-d", "--cos-directory"),
-        ("-t", "--cos-dependencies-archive"),
-        ("-f", "--file"),
-        ("-o", "--outputs"),
-        ("-i", "--inputs"),
-        ("-p", "--user-volume-path"),
-        ("-n", "--pipeline-name"),
-        (None, "--pipeline-parameters"),
-        (None, "--parameter-pass-method"),
-    ):
-        names = [n for n in (short, long) if n]
-        parser.add_argument(*names, dest=long.lstrip("-").replace("-", "_"))
-    return parser
-
-
-_PARSER = _bootstrapper_parser()
+#: The bootstrapper's options (the union over Elyra 2.0-4.0, which is 4.0's table): short, long. Each takes
+#: one value. `-h`/`--help` is argparse's own (add_help): the bootstrapper prints help and runs nothing.
+_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("-e", "--cos-endpoint"),
+    ("-b", "--cos-bucket"),
+    ("-d", "--cos-directory"),
+    ("-t", "--cos-dependencies-archive"),
+    ("-f", "--file"),
+    ("-o", "--outputs"),
+    ("-i", "--inputs"),
+    ("-p", "--user-volume-path"),
+    ("-n", "--pipeline-name"),
+    ("-r", "--pipeline-parameters"),
+    ("-m", "--parameter-pass-method"),
+)
+_HELP = "help"
+#: Every option string -> the key its value is stored under ("cos_endpoint", ...; "help" for -h/--help).
+_OPTION_KEYS: dict[str, str] = {
+    name: long.lstrip("-").replace("-", "_") for short, long in _OPTIONS for name in (short, long)
+} | {"-h": _HELP, "--help": _HELP}
+#: Values argparse `choices` allow (3.15+: `--parameter-pass-method` takes only "env").
+_CHOICES = {"parameter_pass_method": ("env",)}
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
 
 class _ArgError(Exception):
     pass
 
 
+def _option_matches(arg: str) -> list[tuple[str, str | None]]:
+    """Option strings `arg` may abbreviate (argparse's allow_abbrev, the bootstrapper's default), with the
+    value written into `arg` itself (`--cos-dir=x`, `-fx`), or None."""
+    if arg.startswith("--"):
+        prefix, sep, explicit = arg.partition("=")
+        return [(name, explicit if sep else None) for name in _OPTION_KEYS if name.startswith(prefix)]
+    matches: list[tuple[str, str | None]] = []
+    for name in _OPTION_KEYS:
+        if name == arg[:2]:
+            matches.append((name, arg[2:]))  # `-fvalue`: a short option with its value attached
+        elif name.startswith(arg):
+            matches.append((name, None))
+    return matches
+
+
+def _classify(arg: str) -> tuple[str, str | None] | None:
+    """As argparse reads one command-line word: None for a value, else (option string, attached value);
+    the option string is "" for an option-like word that names no option. Raises _ArgError if ambiguous."""
+    if not arg.startswith("-") or arg == "-":
+        return None
+    if arg in _OPTION_KEYS:
+        return arg, None
+    name, sep, explicit = arg.partition("=")
+    if sep and name in _OPTION_KEYS:
+        return name, explicit
+    matches = _option_matches(arg)
+    if len(matches) > 1:
+        raise _ArgError(f"ambiguous option {arg!r} (could be {', '.join(m for m, _ in matches)})")
+    if matches:
+        return matches[0]
+    if _NEGATIVE_NUMBER.match(arg) or " " in arg:
+        return None  # argparse takes these as values: no option of the table looks like a number
+    return "", None
+
+
+def _read_options(words: list[Word]) -> dict[str, Word]:
+    """The bootstrapper's argv read with its own option table, the way its argparse parser reads it, but
+    silently (no library prints or exits on our behalf): every value keeps its own word, by position, so
+    a value known only at run time stays marked as such. Raises _ArgError where the bootstrapper would
+    stop (it exits with usage text, or prints help and runs nothing)."""
+    # argparse classifies every word before it consumes any (so an ambiguous value is an error too), and
+    # takes every word after a `--` as a value.
+    end = next((i for i, w in enumerate(words) if w.value == "--" and not w.dynamic), len(words))
+    kinds = [None if i >= end or w.dynamic else _classify(w.value) for i, w in enumerate(words)]
+    values: dict[str, Word | None] = {}
+    index = 0
+    while index < len(words):
+        word, kind = words[index], kinds[index]
+        if word.dynamic:
+            raise _ArgError(f"an option only known at run time ({word.value!r})")
+        if word.value == "--" or kind is None:
+            raise _ArgError(f"unexpected argument {word.value!r}")
+        option, explicit = kind
+        if not option:
+            raise _ArgError(f"unknown option {word.value!r}")
+        key = _OPTION_KEYS[option]
+        if key == _HELP:
+            raise _ArgError(f"{word.value!r} makes the bootstrapper print its help and run nothing")
+        if explicit == "--":  # argparse strips a `--` out of the value, leaving none (a list, not a str)
+            values[key] = None  # unless a later occurrence gives one
+            index += 1
+            continue
+        if explicit is not None:
+            value = Word(explicit)
+            index += 1
+        elif index + 1 < len(words) and kinds[index + 1] is None and words[index + 1].value != "--":
+            value = words[index + 1]
+            index += 2
+        else:
+            raise _ArgError(f"{option} expects a value")
+        allowed = _CHOICES.get(key)
+        if allowed and not value.dynamic and value.value not in allowed:
+            raise _ArgError(f"{option} must be one of {', '.join(allowed)}, got {value.value!r}")
+        values[key] = value  # repeated: the last one wins, as in argparse
+    read = {key: value for key, value in values.items() if value is not None}
+    if len(read) < len(values):
+        raise _ArgError(f"no value for {', '.join(sorted(set(values) - set(read)))} (an attached `--`)")
+    return read
+
+
 def _parse_bootstrapper_args(words: list[Word], where: str) -> dict[str, Word]:
-    """Parse the bootstrapper's argv with its own option table; values keep their `dynamic` flag."""
-    argv = [w.value for w in words]
-    # argparse works on strings; map each value back to its Word to keep the dynamic flag.
-    by_value: dict[str, Word] = {}
-    for w in words:
-        by_value.setdefault(w.value, w)
+    """The bootstrapper's options by key, each value the Word written at its position."""
     try:
-        namespace, unknown = _PARSER.parse_known_args(argv)
-    except (argparse.ArgumentError, SystemExit) as exc:  # exit_on_error=False still exits on some errors
+        return _read_options(words)
+    except _ArgError as exc:
         raise NodeParseError(f"{where}: bootstrapper arguments cannot be read: {exc}") from exc
-    if unknown:
-        raise NodeParseError(f"{where}: unknown bootstrapper arguments {unknown!r}")
-    result: dict[str, Word] = {}
-    for key, value in vars(namespace).items():
-        if value is not None:
-            result[key] = by_value.get(value, Word(value))
-    return result
 
 
 @dataclass(frozen=True)

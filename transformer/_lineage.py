@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from elyra_sidecar.transformer._argo import ArtifactArgument, InputArtifact
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._steps import Change, RewrittenNode, WorkflowNotes, artifact_name, copy_tree
 
@@ -79,11 +80,13 @@ def wire_input_artifacts(
                 ]
                 name = artifact_name(f"{producer}-{produced}", taken)
                 path = f"{config.lineage.mount_path.rstrip('/')}/{producer}/{relative}"
-                inputs.append({"name": name, "path": path, "optional": True})
-                arguments = task.setdefault("arguments", {}).setdefault("artifacts", [])
-                arguments.append(
-                    {"name": name, "from": f"{{{{tasks.{producer}.outputs.artifacts.{produced}}}}}"}
-                )
+                artifact: InputArtifact = {"name": name, "path": path, "optional": True}
+                argument: ArtifactArgument = {
+                    "name": name,
+                    "from": f"{{{{tasks.{producer}.outputs.artifacts.{produced}}}}}",
+                }
+                inputs.append(artifact)
+                task.setdefault("arguments", {}).setdefault("artifacts", []).append(argument)
                 notes.of(consumer).added.append(
                     Change("input_artifact", f"input artifact {name} <- {producer}.{produced} at {path}")
                 )

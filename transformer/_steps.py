@@ -15,6 +15,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from elyra_sidecar import contract
 from elyra_sidecar._version import version
+from elyra_sidecar.transformer._argo import (
+    Artifact,
+    EnvVar,
+    Volume,
+    VolumeMount,
+    copy_mount,
+    copy_tree,
+    tool_container,
+)
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode
 
@@ -155,8 +164,10 @@ def mount_work_dir(template: dict[str, Any], node: ElyraNode, place: Placement, 
             empty_dir: dict[str, Any] = {}
             if cfg.size_limit:
                 empty_dir["sizeLimit"] = cfg.size_limit
-            volumes.append({"name": cfg.volume_name, "emptyDir": empty_dir})
-            main.setdefault("volumeMounts", []).append({"name": cfg.volume_name, "mountPath": cfg.mount_path})
+            volume: Volume = {"name": cfg.volume_name, "emptyDir": empty_dir}
+            mount: VolumeMount = {"name": cfg.volume_name, "mountPath": cfg.mount_path}
+            volumes.append(volume)
+            main.setdefault("volumeMounts", []).append(mount)
             main["workingDir"] = cfg.mount_path
             base = cfg.mount_path
             notes.added.append(
@@ -183,7 +194,8 @@ def set_unbuffered(template: dict[str, Any], node: ElyraNode, place: Placement, 
     env = _main(template).setdefault("env", [])
     if any(e.get("name") == "PYTHONUNBUFFERED" for e in env):
         return notes
-    env.append({"name": "PYTHONUNBUFFERED", "value": "1"})
+    unbuffered: EnvVar = {"name": "PYTHONUNBUFFERED", "value": "1"}
+    env.append(unbuffered)
     notes.added.append(Change("unbuffered", "env PYTHONUNBUFFERED=1"))
     return notes
 
@@ -214,27 +226,23 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
         notes.warnings.append("no live output: PYTHONPATH comes from a reference, it cannot be extended")
         return notes
     live_dir = posixpath.join(place.run_dir, config.live.dir_name)  # inside the bootstrapper's directory
+    added: list[EnvVar] = []
     if existing is not None:
         existing["value"] = f"{live_dir}:{existing['value']}" if existing["value"] else live_dir
     else:
-        env.append({"name": "PYTHONPATH", "value": live_dir})
-    env.append({"name": LIVE_SCRIPT_ENV, "value": posixpath.basename(node.file)})
-    env.append({"name": LIVE_LOG_ENV, "value": posixpath.join(live_dir, log_file)})
-    mount = {"name": place.shared_mount["name"], "mountPath": place.shared_mount["mountPath"]}
-    if place.shared_mount.get("subPath"):
-        mount["subPath"] = place.shared_mount["subPath"]
+        added.append({"name": "PYTHONPATH", "value": live_dir})
+    added.append({"name": LIVE_SCRIPT_ENV, "value": posixpath.basename(node.file)})
+    added.append({"name": LIVE_LOG_ENV, "value": posixpath.join(live_dir, log_file)})
+    env += added
     cfg = config.sidecar
     template.setdefault("initContainers", []).append(
-        {
-            "name": config.live.init_container_name,
-            "image": cfg.image,
-            "imagePullPolicy": cfg.image_pull_policy,
-            "command": [cfg.command[0], contract.INSTALL_LIVE_COMMAND],
-            "args": ["--dest", live_dir],
-            "resources": copy_tree(cfg.resources),
-            "securityContext": copy_tree(cfg.security_context),
-            "volumeMounts": [mount],
-        }
+        tool_container(
+            config.live.init_container_name,
+            cfg=cfg,
+            command=[cfg.command[0], contract.INSTALL_LIVE_COMMAND],
+            args=["--dest", live_dir],
+            mount=copy_mount(place.shared_mount),
+        )
     )
     place.live_dir = live_dir
     notes.added.append(
@@ -246,7 +254,7 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
     return notes
 
 
-def _credential_env(main: dict[str, Any]) -> list[dict[str, Any]]:
+def _credential_env(main: dict[str, Any]) -> list[EnvVar]:
     wanted = set(contract.CREDENTIAL_ENV)
     return [copy_tree(e) for e in main.get("env") or [] if e.get("name") in wanted]
 
@@ -293,25 +301,14 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
         contract.ARG_FORMAT,
         cfg.log_format,
     ]
-    mount: dict[str, Any] = {
-        "name": place.shared_mount["name"],
-        "mountPath": place.shared_mount["mountPath"],
-        "readOnly": True,
-    }
-    if place.shared_mount.get("subPath"):
-        mount["subPath"] = place.shared_mount["subPath"]
-    sidecar: dict[str, Any] = {
-        "name": cfg.name,
-        "image": cfg.image,
-        "imagePullPolicy": cfg.image_pull_policy,
-        "command": list(cfg.command),
-        "args": args,
-    }
-    if cfg.mirror and env:
-        sidecar["env"] = env
-    sidecar["resources"] = copy_tree(cfg.resources)
-    sidecar["securityContext"] = copy_tree(cfg.security_context)
-    sidecar["volumeMounts"] = [mount]
+    sidecar = tool_container(
+        cfg.name,
+        cfg=cfg,
+        command=list(cfg.command),
+        args=args,
+        mount=copy_mount(place.shared_mount, read_only=True),
+        env=env if cfg.mirror else None,
+    )
     sidecars.append(sidecar)
     mirrored = (
         f", mirrored to s3://{node.cos_bucket}/{object_key(node.cos_directory, log_file)}"
@@ -401,7 +398,8 @@ def declare_output_artifacts(
             continue
         name = artifact_name(hint, taken)
         paths.add(path)
-        artifacts.append({"name": name, "path": path, "optional": True, "archive": {"tar": {}}})
+        artifact: Artifact = {"name": name, "path": path, "optional": True, "archive": {"tar": {}}}
+        artifacts.append(artifact)
         if entry:
             place.output_artifacts[entry] = (name, relative)
         notes.added.append(Change("output_artifact", f"output artifact {name} <- {path}"))
@@ -415,12 +413,3 @@ def mark_transformed(template: dict[str, Any], node: ElyraNode, place: Placement
     metadata = template.setdefault("metadata", {})
     metadata.setdefault("annotations", {})[TRANSFORMED_ANNOTATION] = __version__
     return Notes(added=[Change("annotation", f"annotation {TRANSFORMED_ANNOTATION}={__version__}")])
-
-
-def copy_tree(value: Any) -> Any:
-    """A deep copy of plain YAML/JSON data (dicts, lists, scalars); much faster than copy.deepcopy."""
-    if isinstance(value, dict):
-        return {k: copy_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_tree(v) for v in value]
-    return value
