@@ -181,3 +181,25 @@ class TestReadElyraNode:
             read_elyra_node(template, index)
         assert reason in str(info.value)
         assert capsys.readouterr() == ("", "")
+
+    def test_outer_expansions_reach_the_child_script(self):
+        """4.0: `sh -c "... --cos-directory '$D'"` is filled in by the outer shell: not a literal `$D`."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        args = template["container"]["args"][0]
+        template["container"]["args"][0] = args.replace(
+            "--cos-directory 'my/project/three-node-1121214047'", "--cos-directory '$D'"
+        )
+        with pytest.raises(NodeParseError, match=r"--cos-directory is only known at run time"):
+            read_elyra_node(template, index)
+
+    def test_child_scripts_without_the_bootstrapper_are_not_read(self):
+        """A child `sh -c` that neither fetches nor runs the bootstrapper cannot change where it runs."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        args = template["container"]["args"][0]
+        template["container"]["args"][0] = args.replace(
+            'sh -c "mkdir -p ./jupyter-work-dir && cd ./jupyter-work-dir"', "sh -c 'cd \"$HOME\" && ls'"
+        )
+        node = read_elyra_node(template, index)
+        assert node is not None and node.run_dir == "."

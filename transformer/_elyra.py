@@ -208,16 +208,17 @@ class _Scan:
     url: str = ""
 
 
-def _scan(script: str, cwd: str, where: str, found: _Scan, depth: int = 0) -> None:
-    """Walk the script as the shell would, following `cd` and nested `sh -c`, to `python3 bootstrapper.py`."""
+def _scan(script: Word, cwd: str, where: str, found: _Scan, depth: int = 0) -> None:
+    """Walk the script as the shell would, following `cd` and nested `sh -c`, to `python3 bootstrapper.py`.
+
+    Each script is parsed once, and only if it mentions `bootstrapper.py`: a child `sh -c` that does not
+    can neither fetch nor run it, and its own `cd` does not come back to its parent."""
     if depth > 4:
         raise NodeParseError(f"{where}: `sh -c` nested too deeply")
     try:
-        commands = parse_script(script)
+        commands = parse_script(script.value, outer=script.spans)
     except ShellSyntaxError as exc:
-        if "bootstrapper.py" in script:
-            raise NodeParseError(f"{where}: {exc}") from exc
-        return  # a step that is not the bootstrapper's and that sh would reject too
+        raise NodeParseError(f"{where}: {exc}") from exc
     for command in commands:
         argv = command.argv
         if not argv:
@@ -229,9 +230,9 @@ def _scan(script: str, cwd: str, where: str, found: _Scan, depth: int = 0) -> No
             cwd = change_directory(cwd, target.value)
         elif argv[0] in _SHELLS and "-c" in argv[1:]:
             index = argv.index("-c", 1) + 1
-            if index < len(argv):
+            if index < len(argv) and "bootstrapper.py" in argv[index]:
                 # A child shell inherits the working directory; its own `cd` does not come back.
-                _scan(argv[index], cwd, where, found, depth + 1)
+                _scan(command.words[index], cwd, where, found, depth + 1)
         elif posixpath.basename(argv[0]) == "curl" and "bootstrapper.py" in argv and not found.url:
             found.url = next((a for a in argv[1:] if a.startswith(("http://", "https://"))), "")
         elif _PYTHONS.match(argv[0]) and len(argv) > 1 and posixpath.basename(argv[1]) == "bootstrapper.py":
@@ -316,7 +317,7 @@ def read_elyra_node(template: dict[str, Any], index: int) -> ElyraNode | None:
     if script is None:
         raise NodeParseError(f"{where}.container: an Elyra node that does not run `sh -c <script>`")
     found = _Scan()
-    _scan(script, ".", f"{where}.container.args", found)
+    _scan(Word(script), ".", f"{where}.container.args", found)
     invocation = found.invocation
     if invocation is None:
         raise NodeParseError(f"{where}.container.args: no `python3 bootstrapper.py` call found")
