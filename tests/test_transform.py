@@ -14,7 +14,7 @@ import yaml
 from elyra_sidecar.transformer import Config, NodeParseError, WorkflowError, config_from_mapping, transform
 from elyra_sidecar.transformer._io import dump_yaml
 from elyra_sidecar.transformer._registry import STEPS, WorkflowStep
-from elyra_sidecar.transformer._steps import Change
+from elyra_sidecar.transformer._steps import Change, Names, artifact_name
 from elyra_sidecar.transformer.cli import _summary
 from tests.helpers import ARGO_FIXTURES, FIXTURES, GOLDEN, ROOT, SCHEMA_FILES, load_fixture, schema_errors
 
@@ -542,3 +542,83 @@ class TestReportTable:
             "log sidecar, 2 output artifacts, 1 input artifact, live output, 1 run parameter, unbuffered"
         )
         assert _summary(()) == "-"
+
+
+class _CountingNames(Names):
+    """Names that count membership checks and stop the test once more than `budget` were made."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.budget = budget
+        self.checks = 0
+
+    def __contains__(self, name: object) -> bool:
+        self.checks += 1
+        if self.checks > self.budget:
+            raise AssertionError(f"more than {self.budget} membership checks: naming is not linear")
+        return super().__contains__(name)
+
+
+class TestNaming:
+    def test_many_names_from_one_base_cost_linear_checks(self):
+        """15,000 names from one base (outputs that all sanitise alike) take O(n) checks, not O(n^2)."""
+        n = 15_000
+        names = _CountingNames(budget=3 * n)  # quadratic naming would need ~n^2/2 = 112 million
+        got = [artifact_name(f"out{'.' * (i % 3 + 1)}csv", names) for i in range(n)]
+        assert got[:3] == ["out-csv", "out-csv-2", "out-csv-3"] and got[-1] == f"out-csv-{n}"
+        assert len(set(got)) == n and names.checks <= 3 * n
+
+    def test_names_skip_the_ones_already_taken(self):
+        """Existing names (`x-2`) are skipped; the result is what the first-free rule gives."""
+        names = Names({"x", "x-2", "x-4"})
+        assert [names.unique("x") for _ in range(3)] == ["x-3", "x-5", "x-6"]
+
+    def test_fifteen_thousand_outputs_with_one_name_give_unique_artifacts(self):
+        """A node whose 15,000 `--outputs` all sanitise to one name gets 15,000 distinct, valid names."""
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        t = workflow["spec"]["templates"][0]
+        seps = [""]
+        while len(seps) < 15_001:  # "", ".", ",", ..., "..", ".,", ...: every one sanitises to "-"
+            seps += [sep + c for sep in seps[-(8 ** (len(seps[-1]))) :] for c in ".,~+:@%^"]
+        outputs = [f"o{sep}x" for sep in seps[1:15_001]]
+        t["container"]["args"][0] = t["container"]["args"][0].replace(
+            "--outputs 'data.csv'", f"--outputs '{';'.join(outputs)}'"
+        )
+        artifacts = transform(workflow).workflow["spec"]["templates"][0]["outputs"]["artifacts"]
+        names = [a["name"] for a in artifacts]
+        assert len(names) == len(set(names)) == 2 + 1 + 15_000
+        assert names[3:6] == ["o-x", "o-x-2", "o-x-3"]
+        assert all(re.fullmatch(r"[-a-zA-Z0-9_]+", name) for name in names)
+
+
+class TestSecretLookingNames:
+    def _workflow(self) -> dict[str, Any]:
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        workflow["spec"]["templates"][0]["container"]["env"] += [
+            {"name": "DB_PASSWORD", "value": "hunter2"},
+            {"name": "API_TOKEN", "value": "t0k3n"},
+            {"name": "ssh_key", "value": "k"},
+            {"name": "AWS_CREDENTIALS_FILE", "value": "/x"},
+        ]
+        return workflow
+
+    def test_all_skips_secret_looking_names_with_a_warning(self):
+        """`--promote-env all`: DB_PASSWORD=hunter2 never reaches the Create-run form; each skip is said."""
+        result = transform(self._workflow(), PROMOTE_ALL)
+        params = {p["name"]: p["value"] for p in result.workflow["spec"]["arguments"]["parameters"]}
+        assert "DATASET_URL" in params
+        assert not {"DB_PASSWORD", "API_TOKEN", "ssh_key"} & set(params)
+        assert "hunter2" not in json.dumps(result.workflow["spec"]["arguments"])
+        assert (
+            "hunter2"
+            not in result.workflow["metadata"]["annotations"]["pipelines.kubeflow.org/pipeline_spec"]
+        )
+        skipped = [w for w in result.warnings if "looks like a secret" in w]
+        assert [w.split(":")[1].split()[0] for w in skipped] == ["API_TOKEN", "DB_PASSWORD", "ssh_key"]
+
+    def test_a_secret_looking_name_named_explicitly_is_promoted(self):
+        """Naming it is the way to promote it anyway."""
+        config = config_from_mapping({"parameters": {"promote_env": ["all", "API_TOKEN"]}})
+        result = transform(self._workflow(), config)
+        params = {p["name"]: p["value"] for p in result.workflow["spec"]["arguments"]["parameters"]}
+        assert params["API_TOKEN"] == "t0k3n" and "DB_PASSWORD" not in params  # noqa: S105 - test data

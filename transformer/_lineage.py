@@ -11,23 +11,30 @@ from typing import Any
 
 from elyra_sidecar.transformer._argo import ArtifactArgument, InputArtifact
 from elyra_sidecar.transformer._config import Config
-from elyra_sidecar.transformer._steps import Change, RewrittenNode, WorkflowNotes, artifact_name, copy_tree
+from elyra_sidecar.transformer._steps import (
+    Change,
+    Names,
+    RewrittenNode,
+    WorkflowNotes,
+    artifact_name,
+    copy_tree,
+)
 
 __all__ = ["wire_input_artifacts"]
 
 
 def _ancestors(task: str, deps: Mapping[str, list[str]]) -> list[str]:
     """Ancestors of `task` nearest first (breadth-first over `dependencies`)."""
-    seen: list[str] = []
+    seen: dict[str, None] = {}  # ordered, with constant-time membership
     frontier = list(deps.get(task, []))
     while frontier:
         nxt: list[str] = []
         for parent in frontier:
             if parent not in seen:
-                seen.append(parent)
+                seen[parent] = None
                 nxt += deps.get(parent, [])
         frontier = nxt
-    return seen
+    return list(seen)
 
 
 def wire_input_artifacts(
@@ -62,12 +69,13 @@ def wire_input_artifacts(
                 continue
             template = templates[consumer]
             inputs = template.setdefault("inputs", {}).setdefault("artifacts", [])
-            taken = {str(a.get("name")) for a in inputs}
+            taken = Names(str(a.get("name")) for a in inputs)
+            ancestors = _ancestors(task_name, deps)
             for entry in node.inputs:
                 producer = next(
                     (
                         a
-                        for a in _ancestors(task_name, deps)
+                        for a in ancestors
                         if str(by_name[a].get("template")) in nodes
                         and entry in nodes[str(by_name[a].get("template"))].place.output_artifacts
                     ),
