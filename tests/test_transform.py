@@ -115,8 +115,7 @@ class TestRewrite:
         """<= 3.13 runs in jupyter-work-dir; the key is <cos-directory>/<name>.log."""
         workflow = load_fixture(FIXTURES / "elyra-3.13.0-three-node.yaml")
         (sidecar,) = _templates(transform(workflow).workflow)["run-a-file"]["sidecars"]
-        args = sidecar["args"]
-        pairs = dict(zip(args[::2], args[1::2], strict=True))
+        pairs = dict(arg.split("=", 1) for arg in sidecar["args"])
         assert pairs["--dir"] == "/elyra-sidecar/work/jupyter-work-dir"
         assert pairs["--file"] == "load_data.log"
         assert pairs["--key"] == "my/project/three-node-1121215526/load_data.log"
@@ -126,7 +125,7 @@ class TestRewrite:
         """Elyra 2.2.4 exports --cos-directory "": the bootstrapper uploads to `<name>.log`."""
         workflow = load_fixture(FIXTURES / "elyra-2.2.4-three-node.yaml")
         (sidecar,) = _templates(transform(workflow).workflow)["load-data"]["sidecars"]
-        assert sidecar["args"][sidecar["args"].index("--key") + 1] == "load_data.log"
+        assert "--key=load_data.log" in sidecar["args"]
 
     def test_crio_mode_keeps_elyra_workspace_and_adds_ours(self):
         """CRI-O mode: Elyra's `workspace` emptyDir and PYTHONPATH stay; the bootstrapper runs in ours."""

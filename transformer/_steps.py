@@ -281,28 +281,28 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
     if any(s.get("name") == cfg.name for s in sidecars):
         notes.warnings.append(f"a sidecar named {cfg.name!r} already exists; not adding another")
         return notes
-    args = [contract.ARG_DIR, place.live_dir or place.run_dir, contract.ARG_FILE, log_file]
     main = _main(template)
     env = _credential_env(main)
+    options: list[tuple[str, str]] = [
+        (contract.ARG_DIR, place.live_dir or place.run_dir),
+        (contract.ARG_FILE, log_file),
+    ]
     if cfg.mirror:
-        args += [
-            contract.ARG_ENDPOINT,
-            node.cos_endpoint,
-            contract.ARG_BUCKET,
-            node.cos_bucket,
-            contract.ARG_KEY,
-            object_key(node.cos_directory, log_file),
-            contract.ARG_UPLOAD_INTERVAL,
-            _number(cfg.upload_interval_seconds),
+        options += [
+            (contract.ARG_ENDPOINT, node.cos_endpoint),
+            (contract.ARG_BUCKET, node.cos_bucket),
+            (contract.ARG_KEY, object_key(node.cos_directory, log_file)),
+            (contract.ARG_UPLOAD_INTERVAL, _number(cfg.upload_interval_seconds)),
         ]
         if cfg.ca_bundle:
-            args += [contract.ARG_CA_BUNDLE, cfg.ca_bundle]
-    args += [
-        contract.ARG_SHUTDOWN_DEADLINE,
-        _number(cfg.shutdown_deadline_seconds),
-        contract.ARG_FORMAT,
-        cfg.log_format,
+            options.append((contract.ARG_CA_BUNDLE, cfg.ca_bundle))
+    options += [
+        (contract.ARG_SHUTDOWN_DEADLINE, _number(cfg.shutdown_deadline_seconds)),
+        (contract.ARG_FORMAT, cfg.log_format),
     ]
+    # `--name=value`, never `--name value`: a value starting with `-` (a script named `-x.py` logs to
+    # `-x.log`) would otherwise be read as an option and the sidecar would exit 2 at once.
+    args = [f"{name}={value}" for name, value in options]
     sidecar = tool_container(
         cfg.name,
         cfg=cfg,
