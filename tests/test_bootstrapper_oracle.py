@@ -1,10 +1,12 @@
-"""The node reader against the real Elyra bootstrapper (from the official wheel): how it reads its options."""
+"""The node reader against the real Elyra bootstrapper (from the official wheel): how it reads its options,
+which operation it runs for a file, and the log file that operation writes."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
 import io
+import posixpath
 from types import ModuleType
 from typing import Any
 
@@ -12,9 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from elyra_sidecar.transformer._elyra import NodeParseError, _parse_bootstrapper_args
+from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, _kind_of, _parse_bootstrapper_args
 from elyra_sidecar.transformer._shell import Word
 from tests.support import elyra
+from tests.support.s3 import start_s3
 
 # The real parser's dests -> our keys (4.0's option table is the union over every Elyra version).
 _DESTS = {
@@ -142,3 +145,80 @@ class TestOptionsAsTheBootstrapperReadsThem:
         """Hand-picked spellings agree with the real parser too (kept as named cases)."""
         argv = [*_REQUIRED, *extra]
         assert _ours(argv) == _real(bootstrapper, argv)
+
+
+FILES = [
+    "load_data.py",
+    "/home/jovyan/work/train.ipynb",
+    "report.r",
+    "lib.pytorch/fit.r",
+    "nb.ipynb.py",
+    "data.read.r",
+    "x.py.r",
+    "Report.R",
+    "README.md",
+    "notes.ipynb.r",
+]
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A real SeaweedFS S3 server on a free port of 127.0.0.1, for the bootstrapper's own upload."""
+    server = start_s3()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class TestNodeKindAndLogName:
+    @pytest.mark.parametrize("path", FILES)
+    def test_kind_is_the_operation_the_real_bootstrapper_picks(self, bootstrapper, monkeypatch, path):
+        """Our kind is the class `FileOpBase.get_instance` creates (or both refuse the file)."""
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
+        params = {"filepath": path, "cos-endpoint": "http://127.0.0.1:1", "cos-bucket": "b"}
+        try:
+            real = type(bootstrapper.FileOpBase.get_instance(**params)).__name__
+        except ValueError:
+            real = None
+        try:
+            ours = _kind_of(path, "here")
+        except NodeParseError:
+            ours = None
+        kinds = {"NotebookFileOp": "notebook", "PythonFileOp": "python", "RFileOp": "r", None: None}
+        assert ours == kinds[real]
+
+    @pytest.mark.parametrize("path", ["lib.pytorch/fit.r", "data.read.py", "a.py.py", "x.py.r"])
+    def test_log_name_is_the_file_the_real_bootstrapper_writes(
+        self, bootstrapper, s3, tmp_path, monkeypatch, path
+    ):
+        """Run the real PythonFileOp (python3 on the script, upload to S3): it writes our `log_file`."""
+        name = posixpath.basename(path)
+        (tmp_path / name).write_text("print('hello from the script')\n")
+        monkeypatch.chdir(tmp_path)
+        for key, value in s3.env.items():
+            monkeypatch.setenv(key, value)
+        s3.make_bucket("oracle")
+        params = {"filepath": path, "cos-endpoint": s3.endpoint, "cos-bucket": "oracle", "cos-directory": "d"}
+        op = bootstrapper.FileOpBase.get_instance(**params)
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            op.execute()
+        node = ElyraNode(
+            template_index=0,
+            template_name="t",
+            kind=_kind_of(path, "here"),
+            file=path,
+            run_dir=".",
+            cos_endpoint=s3.endpoint,
+            cos_bucket="oracle",
+            cos_directory="d",
+            inputs=(),
+            outputs=(),
+            elyra_version=(4, 0, 0),
+            bootstrapper_source="elyra",
+            bootstrapper_url="",
+        )
+        assert [p.name for p in tmp_path.glob("*.log")] == [node.log_file]
+        assert (tmp_path / str(node.log_file)).read_text() == "hello from the script\n"
+        assert s3.get("oracle", f"d/{node.log_file}") == b"hello from the script\n"

@@ -621,3 +621,109 @@ class TestSecretLookingNames:
         result = transform(self._workflow(), config)
         params = {p["name"]: p["value"] for p in result.workflow["spec"]["arguments"]["parameters"]}
         assert params["API_TOKEN"] == "t0k3n" and "DB_PASSWORD" not in params  # noqa: S105 - test data
+
+
+def _pod_problems(template: dict[str, Any]) -> list[str]:
+    """What would make the step's Pod invalid: duplicate container names, mount paths or env names."""
+    problems = []
+    containers = [template["container"], *template.get("initContainers", []), *template.get("sidecars", [])]
+    names = ["main", "wait", "init"] + [c["name"] for c in containers[1:]]
+    if len(names) != len(set(names)):
+        problems.append(f"container names {names}")
+    for c in containers:
+        paths = [m["mountPath"] for m in c.get("volumeMounts", [])]
+        env = [e["name"] for e in c.get("env", [])]
+        if len(paths) != len(set(paths)) or len(env) != len(set(env)):
+            problems.append(f"{c.get('name', 'main')}: mounts {paths}, env {env}")
+    return problems
+
+
+class TestValidPods:
+    def _check(self, workflow: dict[str, Any], config: Config | None = None) -> tuple[dict[str, Any], Any]:
+        result = transform(workflow, config)
+        for schema in SCHEMA_FILES:
+            assert schema_errors(result.workflow, schema) == []
+        for template in result.workflow["spec"]["templates"]:
+            if "container" in template:
+                assert _pod_problems(template) == []
+        return _templates(result.workflow), result.nodes[0]
+
+    def setup_method(self):
+        self.workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        self.node = self.workflow["spec"]["templates"][0]
+
+    def test_an_existing_init_container_of_our_name_is_kept_alone(self):
+        """A second `elyra-live-setup` would be an invalid Pod: live output is skipped with a warning."""
+        self.node["initContainers"] = [{"name": "elyra-live-setup", "image": "theirs"}]
+        templates, report = self._check(self.workflow)
+        assert templates["run-a-file"]["initContainers"] == [{"name": "elyra-live-setup", "image": "theirs"}]
+        assert "no live output: a container named 'elyra-live-setup' already exists" in report.warnings
+        assert "ELYRA_SIDECAR_LIVE_LOG" not in str(templates["run-a-file"]["container"]["env"])
+
+    def test_sidecar_name_taken_by_an_init_container(self):
+        """A sidecar named like one of the template's init containers is not added: a warning."""
+        self.workflow["spec"]["templates"][2]["initContainers"] = [{"name": "elyra-log", "image": "theirs"}]
+        templates, _ = self._check(self.workflow)
+        report = next(n for n in transform(self.workflow).nodes if n.template == "run-a-file-3")
+        assert "sidecars" not in templates["run-a-file-3"]
+        assert "a container named 'elyra-log' already exists; not adding the sidecar" in report.warnings
+
+    def test_a_volume_already_at_the_work_path_gets_no_second_mount(self):
+        """main mounting something at /elyra-sidecar/work already: no work dir added, a warning."""
+        self.node["volumes"] = [{"name": "data", "emptyDir": {}}]
+        self.node["container"]["volumeMounts"] = [{"name": "data", "mountPath": "/elyra-sidecar/work/"}]
+        templates, report = self._check(self.workflow)
+        assert templates["run-a-file"]["container"]["volumeMounts"] == self.node["container"]["volumeMounts"]
+        assert "volume 'data' is already mounted at /elyra-sidecar/work; not adding the work dir" in (
+            report.warnings
+        )
+
+    def test_live_env_already_set_is_not_duplicated(self):
+        """main already has ELYRA_SIDECAR_LIVE_LOG: no second entry, live output skipped with a warning."""
+        self.node["container"]["env"].append({"name": "ELYRA_SIDECAR_LIVE_LOG", "value": "/x"})
+        templates, report = self._check(self.workflow)
+        assert "no live output: main already sets ELYRA_SIDECAR_LIVE_*" in report.warnings
+        assert "initContainers" not in templates["run-a-file"]
+
+    def test_mount_copies_keep_subpathexpr_and_read_only_skips_live(self):
+        """The sidecar's copy of main's mount keeps subPathExpr; a read-only work volume gets no live hook."""
+        workflow = load_fixture(FIXTURES / "elyra-3.13.0-three-node.yaml")
+        node = workflow["spec"]["templates"][0]
+        node["container"]["args"][0] = node["container"]["args"][0].replace(
+            "mkdir -p ./jupyter-work-dir && cd ./jupyter-work-dir",
+            "mkdir -p /opt/app-root/src/jupyter-work-dir && cd /opt/app-root/src/jupyter-work-dir",
+        )
+        node["volumes"] = [{"name": "workspace", "emptyDir": {}}]
+        mount = {"name": "workspace", "mountPath": "/opt/app-root/src", "subPathExpr": "$(POD_NAME)"}
+        node["container"]["volumeMounts"] = [mount]
+        templates, _ = self._check(workflow)
+        (sidecar,) = templates[node["name"]]["sidecars"]
+        assert sidecar["volumeMounts"] == [{**mount, "readOnly": True}]
+        node["container"]["volumeMounts"] = [{**mount, "readOnly": True}]
+        templates, report = self._check(workflow, config_from_mapping({"live": {"mode": "on"}}))
+        assert "no live output: the work directory's volume is mounted read-only" in report.warnings
+
+    def test_outputs_dot_is_not_the_whole_work_dir(self):
+        """`--outputs .` (or `./`, `a/..`) would archive the bootstrapper's whole directory: a warning."""
+        self.node["container"]["args"][0] = self.node["container"]["args"][0].replace(
+            "--outputs 'data.csv'", "--outputs '.;./;a/..;data.csv'"
+        )
+        templates, report = self._check(self.workflow)
+        paths = [a["path"] for a in templates["run-a-file"]["outputs"]["artifacts"]]
+        assert "/elyra-sidecar/work" not in paths and "/elyra-sidecar/work/data.csv" in paths
+        assert sum("is the working directory itself" in w for w in report.warnings) == 3
+
+    def test_node_kind_by_substring_like_the_bootstrapper(self):
+        """`lib.pytorch/fit.r` is a Python node writing `fit.r.log`; `Report.R` is no node it runs."""
+        self.node["container"]["args"][0] = self.node["container"]["args"][0].replace(
+            "three-node/load_data.py", "lib.pytorch/fit.r"
+        )
+        templates, report = self._check(copy.deepcopy(self.workflow))
+        assert (report.kind, report.status) == ("python", "transformed")
+        assert "--file=fit.r.log" in templates["run-a-file"]["sidecars"][0]["args"]
+        self.node["container"]["args"][0] = self.node["container"]["args"][0].replace(
+            "lib.pytorch/fit.r", "Report.R"
+        )
+        result = transform(self.workflow)
+        assert result.nodes[0].status == "unreadable"
+        assert "looks for .ipynb, .py or .r" in result.nodes[0].warnings[0]

@@ -252,14 +252,19 @@ def _version_from_url(url: str) -> tuple[str, tuple[int, int, int] | None]:
 
 
 def _kind_of(file: str, where: str) -> NodeKind:
-    lowered = file.lower()
-    if lowered.endswith(".ipynb"):
+    """The node kind exactly as the bootstrapper decides it (`FileOpBase.get_instance`): substring tests
+    on the whole `--file` value, case-sensitive, in this order. So `lib.pytorch/fit.r` is a Python node
+    (it runs `python3 fit.r` and writes `fit.r.log`), and `report.R` is no node the bootstrapper runs."""
+    if ".ipynb" in file:
         return "notebook"
-    if lowered.endswith(".py"):
+    if ".py" in file:
         return "python"
-    if lowered.endswith(".r"):
+    if ".r" in file:
         return "r"
-    raise NodeParseError(f"{where}: --file {file!r} is not a notebook, Python or R file")
+    raise NodeParseError(
+        f"{where}: --file {file!r} is not a notebook, Python or R file "
+        "(the bootstrapper looks for .ipynb, .py or .r in it and stops otherwise)"
+    )
 
 
 def _split_list(word: Word | None, option: str, where: str) -> tuple[str, ...]:

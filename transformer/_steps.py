@@ -150,6 +150,27 @@ def _covering_mount(container: dict[str, Any], path: str) -> dict[str, Any] | No
     return best
 
 
+#: Argo's own containers in every step pod; a container we add must not take one of their names.
+_ARGO_CONTAINERS = frozenset({"main", "wait", "init"})
+
+
+def _container_names(template: dict[str, Any]) -> set[str]:
+    """Every container name of the step's pod: a new one must differ from all (the Pod is invalid else)."""
+    names = set(_ARGO_CONTAINERS)
+    for key in ("initContainers", "sidecars"):
+        names.update(str(c.get("name")) for c in template.get(key) or [] if isinstance(c, dict))
+    return names
+
+
+def _mounted_at(container: dict[str, Any], path: str) -> str | None:
+    """The volume `container` already mounts exactly at `path` (a second mount there is invalid)."""
+    wanted = posixpath.normpath(path)
+    for mount in container.get("volumeMounts") or []:
+        if posixpath.normpath(str(mount.get("mountPath", ""))) == wanted:
+            return str(mount.get("name"))
+    return None
+
+
 def mount_work_dir(template: dict[str, Any], node: ElyraNode, place: Placement, config: Config) -> Notes:
     """Give the bootstrapper a known directory on a volume the sidecar and Argo's `wait` can read."""
     notes = Notes()
@@ -162,6 +183,12 @@ def mount_work_dir(template: dict[str, Any], node: ElyraNode, place: Placement, 
             volumes = template.setdefault("volumes", [])
             if any(v.get("name") == cfg.volume_name for v in volumes):
                 notes.warnings.append(f"volume {cfg.volume_name!r} already exists; not adding the work dir")
+                return notes
+            taken = _mounted_at(main, cfg.mount_path)
+            if taken is not None:
+                notes.warnings.append(
+                    f"volume {taken!r} is already mounted at {cfg.mount_path}; not adding the work dir"
+                )
                 return notes
             empty_dir: dict[str, Any] = {}
             if cfg.size_limit:
@@ -223,6 +250,19 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
         return notes
     main = _main(template)
     env = main.setdefault("env", [])
+    name = config.live.init_container_name
+    problem = (
+        f"a container named {name!r} already exists"
+        if name in _container_names(template)
+        else "main already sets ELYRA_SIDECAR_LIVE_*"
+        if any(e.get("name") in (LIVE_SCRIPT_ENV, LIVE_LOG_ENV) for e in env)
+        else "the work directory's volume is mounted read-only"
+        if place.shared_mount.get("readOnly")
+        else None
+    )
+    if problem is not None:
+        notes.warnings.append(f"no live output: {problem}")
+        return notes
     existing = next((e for e in env if e.get("name") == "PYTHONPATH"), None)
     if existing is not None and "value" not in existing:
         notes.warnings.append("no live output: PYTHONPATH comes from a reference, it cannot be extended")
@@ -277,10 +317,10 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
         notes.warnings.append("no sidecar: the log directory is not on a shared volume")
         return notes
     cfg = config.sidecar
-    sidecars = template.setdefault("sidecars", [])
-    if any(s.get("name") == cfg.name for s in sidecars):
-        notes.warnings.append(f"a sidecar named {cfg.name!r} already exists; not adding another")
+    if cfg.name in _container_names(template):
+        notes.warnings.append(f"a container named {cfg.name!r} already exists; not adding the sidecar")
         return notes
+    sidecars = template.setdefault("sidecars", [])
     main = _main(template)
     env = _credential_env(main)
     options: list[tuple[str, str]] = [
@@ -364,6 +404,12 @@ def _artifact_source(entry: str, config: Config, notes: Notes) -> str | None:
     normalized = posixpath.normpath(entry)
     if posixpath.isabs(normalized) or normalized == ".." or normalized.startswith("../"):
         notes.warnings.append(f"output {entry!r} lies outside the working directory; not declared")
+        return None
+    if normalized == ".":
+        notes.warnings.append(
+            f"output {entry!r} is the working directory itself; not declared "
+            "(it would archive everything there: the bootstrapper, the dependencies, the logs)"
+        )
         return None
     if not any(w in normalized for w in _WILDCARDS):
         return normalized
