@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from elyra_sidecar.transformer._elyra import NodeParseError, read_elyra_node
+from elyra_sidecar.transformer._elyra import NodeParseError, _scan_script, read_elyra_node
 from tests.helpers import FIXTURES, load_fixture
 
 # (fixture, template) -> (kind, run dir, log file, outputs, version label)
@@ -203,3 +203,37 @@ class TestReadElyraNode:
         )
         node = read_elyra_node(template, index)
         assert node is not None and node.run_dir == "."
+
+    def test_a_script_seen_before_is_not_read_again_and_the_memory_is_bounded(self):
+        """Every run of a pipeline carries the same scripts: the second read is remembered (256 at most)."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
+        _scan_script.cache_clear()
+        first = read_elyra_node(template, index)
+        second = read_elyra_node(copy.deepcopy(template), index)
+        info = _scan_script.cache_info()
+        assert (info.hits, info.misses, info.maxsize) == (1, 1, 256)
+        assert first == second
+
+    def test_an_unreadable_script_names_each_place_it_appears(self):
+        """Errors are not remembered: the same broken script in two templates names each one."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        template["container"]["args"][0] = template["container"]["args"][0].replace(
+            "--outputs 'data.csv'", "'"
+        )
+        for i in (index, 7):
+            with pytest.raises(NodeParseError, match=rf"spec\.templates\[{i}\]\.container\.args: "):
+                read_elyra_node(template, i)
+
+    def test_an_unusually_long_script_is_not_remembered(self):
+        """A script far longer than Elyra's (a hostile review) is read but never kept in memory."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        outputs = ";".join(f"out{i}.csv" for i in range(3000))
+        template["container"]["args"][0] = template["container"]["args"][0].replace(
+            "--outputs 'data.csv'", f"--outputs '{outputs}'"
+        )
+        _scan_script.cache_clear()
+        node = read_elyra_node(template, index)
+        assert node is not None and len(node.outputs) == 3000
+        assert _scan_script.cache_info().currsize == 0

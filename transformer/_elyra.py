@@ -7,10 +7,12 @@ will (see `_shell`), and from the bootstrapper's own argument definitions and fi
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from elyra_sidecar.transformer._shell import ShellSyntaxError, Word, change_directory, parse_script
 
@@ -141,7 +143,7 @@ def _classify(arg: str) -> tuple[str, str | None] | None:
     return "", None
 
 
-def _read_options(words: list[Word]) -> dict[str, Word]:
+def _read_options(words: Sequence[Word]) -> dict[str, Word]:
     """The bootstrapper's argv read with its own option table, the way its argparse parser reads it, but
     silently (no library prints or exits on our behalf): every value keeps its own word, by position, so
     a value known only at run time stays marked as such. Raises _ArgError where the bootstrapper would
@@ -186,7 +188,7 @@ def _read_options(words: list[Word]) -> dict[str, Word]:
     return read
 
 
-def _parse_bootstrapper_args(words: list[Word], where: str) -> dict[str, Word]:
+def _parse_bootstrapper_args(words: Sequence[Word], where: str) -> dict[str, Word]:
     """The bootstrapper's options by key, each value the Word written at its position."""
     try:
         return _read_options(words)
@@ -194,31 +196,63 @@ def _parse_bootstrapper_args(words: list[Word], where: str) -> dict[str, Word]:
         raise NodeParseError(f"{where}: bootstrapper arguments cannot be read: {exc}") from exc
 
 
-@dataclass(frozen=True)
-class _Invocation:
-    args: list[Word]
+class _Invocation(NamedTuple):
+    args: tuple[Word, ...]
     cwd: str
+
+
+class _Found(NamedTuple):
+    """What the walk over a node's script found: the bootstrapper call (and its directory), its URL."""
+
+    invocation: _Invocation | None
+    url: str
+
+
+class _ScanError(Exception):
+    """Why a script cannot be read (the caller names the place)."""
+
+
+#: Elyra's scripts are 1-3 kB; longer ones are read every time, so the memory below stays a few MB.
+_REMEMBERED_SCRIPT_CHARS = 16_384
+
+
+def _read_script(script: str) -> _Found:
+    """The walk over a node's `sh -c` script, remembered by its text when it is of a usual size."""
+    if len(script) > _REMEMBERED_SCRIPT_CHARS:
+        return _walk(script)
+    return _scan_script(script)
+
+
+@functools.lru_cache(maxsize=256)
+def _scan_script(script: str) -> _Found:
+    """Every run of one pipeline (every Workflow CREATE the webhook sees for it) carries the same scripts,
+    so their walks are remembered: at most 256, by text (errors are not remembered)."""
+    return _walk(script)
+
+
+def _walk(script: str) -> _Found:
+    found = _Scan()
+    _scan(Word(script), ".", found)
+    return _Found(found.invocation, found.url)
 
 
 @dataclass
 class _Scan:
-    """What one walk over the script found: the bootstrapper call (and its directory), its URL."""
-
     invocation: _Invocation | None = None
     url: str = ""
 
 
-def _scan(script: Word, cwd: str, where: str, found: _Scan, depth: int = 0) -> None:
+def _scan(script: Word, cwd: str, found: _Scan, depth: int = 0) -> None:
     """Walk the script as the shell would, following `cd` and nested `sh -c`, to `python3 bootstrapper.py`.
 
     Each script is parsed once, and only if it mentions `bootstrapper.py`: a child `sh -c` that does not
     can neither fetch nor run it, and its own `cd` does not come back to its parent."""
     if depth > 4:
-        raise NodeParseError(f"{where}: `sh -c` nested too deeply")
+        raise _ScanError("`sh -c` nested too deeply")
     try:
         commands = parse_script(script.value, outer=script.spans)
     except ShellSyntaxError as exc:
-        raise NodeParseError(f"{where}: {exc}") from exc
+        raise _ScanError(str(exc)) from exc
     for command in commands:
         argv = command.argv
         if not argv:
@@ -226,17 +260,17 @@ def _scan(script: Word, cwd: str, where: str, found: _Scan, depth: int = 0) -> N
         if argv[0] == "cd":
             target = command.words[1] if len(command.words) > 1 else None
             if target is None or target.dynamic:
-                raise NodeParseError(f"{where}: `cd` to a directory only known at run time")
+                raise _ScanError("`cd` to a directory only known at run time")
             cwd = change_directory(cwd, target.value)
         elif argv[0] in _SHELLS and "-c" in argv[1:]:
             index = argv.index("-c", 1) + 1
             if index < len(argv) and "bootstrapper.py" in argv[index]:
                 # A child shell inherits the working directory; its own `cd` does not come back.
-                _scan(command.words[index], cwd, where, found, depth + 1)
+                _scan(command.words[index], cwd, found, depth + 1)
         elif posixpath.basename(argv[0]) == "curl" and "bootstrapper.py" in argv and not found.url:
             found.url = next((a for a in argv[1:] if a.startswith(("http://", "https://"))), "")
         elif _PYTHONS.match(argv[0]) and len(argv) > 1 and posixpath.basename(argv[1]) == "bootstrapper.py":
-            found.invocation = _Invocation(args=command.words[2:], cwd=cwd)
+            found.invocation = _Invocation(args=tuple(command.words[2:]), cwd=cwd)
         if found.invocation is not None:
             return
 
@@ -321,8 +355,10 @@ def read_elyra_node(template: dict[str, Any], index: int) -> ElyraNode | None:
     script = main_script(template)
     if script is None:
         raise NodeParseError(f"{where}.container: an Elyra node that does not run `sh -c <script>`")
-    found = _Scan()
-    _scan(Word(script), ".", f"{where}.container.args", found)
+    try:
+        found = _read_script(script)
+    except _ScanError as exc:
+        raise NodeParseError(f"{where}.container.args: {exc}") from exc
     invocation = found.invocation
     if invocation is None:
         raise NodeParseError(f"{where}.container.args: no `python3 bootstrapper.py` call found")
