@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from elyra_sidecar.transformer._elyra import NodeParseError, read_elyra_node
+from elyra_sidecar.transformer._elyra import NodeParseError, _scan_script, read_elyra_node
 from tests.helpers import FIXTURES, load_fixture
 
 # (fixture, template) -> (kind, run dir, log file, outputs, version label)
@@ -128,3 +128,112 @@ class TestReadElyraNode:
         )
         node = read_elyra_node(template, index)
         assert node is not None and node.run_dir == "/opt/app-root/src/jupyter-work-dir"
+
+    def test_values_are_read_by_position_not_by_value(self):
+        """`--pipeline-name '$D' --cos-directory "$D"`: the directory is the dynamic word, not the literal."""
+        index, template = _template("elyra-3.13.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        args = template["container"]["args"][0]
+        args = args.replace("--pipeline-name 'three-node'", "--pipeline-name '$D'")
+        args = args.replace("--cos-directory 'my/project/three-node-1121215526'", '--cos-directory "$D"')
+        template["container"]["args"][0] = args
+        with pytest.raises(NodeParseError, match=r"--cos-directory is only known at run time"):
+            read_elyra_node(template, index)
+
+    def test_option_spellings_the_bootstrapper_accepts(self):
+        """`--file=x`, `-fx` and a unique prefix (`--cos-dir`) read as the bootstrapper's argparse does."""
+        index, template = _template("elyra-3.13.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        args = template["container"]["args"][0]
+        args = args.replace("--file '/home/jovyan/work/three-node/load_data.py'", "-f'other.py'")
+        args = args.replace("--cos-directory 'my/project", "--cos-dir='my/project")
+        args = args.replace("--outputs 'data.csv'", "--outputs=a.csv --out b.csv")
+        template["container"]["args"][0] = args
+        node = read_elyra_node(template, index)
+        assert node is not None
+        assert (node.file, node.cos_directory, node.outputs) == (
+            "other.py",
+            "my/project/three-node-1121215526",
+            ("b.csv",),
+        )
+
+    @pytest.mark.parametrize(
+        ("spelling", "reason"),
+        [
+            ("--co x", "ambiguous option '--co'"),
+            ("--help", "help"),
+            ("-h", "help"),
+            ("--nope x", "unknown option '--nope'"),
+            ("--parameter-pass-method file", "must be one of env"),
+            ("-- x", "unexpected argument '--'"),
+            ("--inputs", "--inputs expects a value"),
+            ("--inputs -x.csv", "--inputs expects a value"),
+        ],
+    )
+    def test_what_the_bootstrapper_would_refuse_is_an_error_and_nothing_is_printed(
+        self, capsys, spelling, reason
+    ):
+        """Ambiguous, unknown or help options: one NodeParseError naming the place; no library prints."""
+        index, template = _template("elyra-3.13.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        template["container"]["args"][0] = template["container"]["args"][0].rstrip() + f" {spelling}"
+        with pytest.raises(NodeParseError, match=r"spec\.templates\[0\]\.container\.args: .*") as info:
+            read_elyra_node(template, index)
+        assert reason in str(info.value)
+        assert capsys.readouterr() == ("", "")
+
+    def test_outer_expansions_reach_the_child_script(self):
+        """4.0: `sh -c "... --cos-directory '$D'"` is filled in by the outer shell: not a literal `$D`."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        args = template["container"]["args"][0]
+        template["container"]["args"][0] = args.replace(
+            "--cos-directory 'my/project/three-node-1121214047'", "--cos-directory '$D'"
+        )
+        with pytest.raises(NodeParseError, match=r"--cos-directory is only known at run time"):
+            read_elyra_node(template, index)
+
+    def test_child_scripts_without_the_bootstrapper_are_not_read(self):
+        """A child `sh -c` that neither fetches nor runs the bootstrapper cannot change where it runs."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        args = template["container"]["args"][0]
+        template["container"]["args"][0] = args.replace(
+            'sh -c "mkdir -p ./jupyter-work-dir && cd ./jupyter-work-dir"', "sh -c 'cd \"$HOME\" && ls'"
+        )
+        node = read_elyra_node(template, index)
+        assert node is not None and node.run_dir == "."
+
+    def test_a_script_seen_before_is_not_read_again_and_the_memory_is_bounded(self):
+        """Every run of a pipeline carries the same scripts: the second read is remembered (256 at most)."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
+        _scan_script.cache_clear()
+        first = read_elyra_node(template, index)
+        second = read_elyra_node(copy.deepcopy(template), index)
+        info = _scan_script.cache_info()
+        assert (info.hits, info.misses, info.maxsize) == (1, 1, 256)
+        assert first == second
+
+    def test_an_unreadable_script_names_each_place_it_appears(self):
+        """Errors are not remembered: the same broken script in two templates names each one."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        template["container"]["args"][0] = template["container"]["args"][0].replace(
+            "--outputs 'data.csv'", "'"
+        )
+        for i in (index, 7):
+            with pytest.raises(NodeParseError, match=rf"spec\.templates\[{i}\]\.container\.args: "):
+                read_elyra_node(template, i)
+
+    def test_an_unusually_long_script_is_not_remembered(self):
+        """A script far longer than Elyra's (a hostile review) is read but never kept in memory."""
+        index, template = _template("elyra-4.0.0-three-node.yaml", "run-a-file")
+        template = copy.deepcopy(template)
+        outputs = ";".join(f"out{i}.csv" for i in range(3000))
+        template["container"]["args"][0] = template["container"]["args"][0].replace(
+            "--outputs 'data.csv'", f"--outputs '{outputs}'"
+        )
+        _scan_script.cache_clear()
+        node = read_elyra_node(template, index)
+        assert node is not None and len(node.outputs) == 3000
+        assert _scan_script.cache_info().currsize == 0

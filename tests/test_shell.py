@@ -85,3 +85,27 @@ class TestChangeDirectory:
     def test_cd_resolves_like_the_shell(self, cwd, target, expected):
         """Relative targets join the current directory; absolute ones replace it."""
         assert change_directory(cwd, target) == expected
+
+
+class TestOuterShell:
+    def test_words_the_outer_shell_fills_in_are_dynamic_even_when_quoted(self):
+        """`sh -c "... '$D' ..."`: the outer shell expands $D first, so the child's quoted word is dynamic."""
+        (outer,) = parse_script("""sh -c "python3 b.py --d '$D' --n 'n'" """)
+        script = outer.words[2]
+        (child,) = parse_script(script.value, outer=script.spans)
+        assert [(w.value, w.dynamic) for w in child.words] == [
+            ("python3", False),
+            ("b.py", False),
+            ("--d", False),
+            ("$D", True),
+            ("--n", False),
+            ("n", False),
+        ]
+
+    def test_escaped_dollar_stays_literal_in_the_child(self):
+        """`sh -c "echo \\$D"`: the outer shell removes the backslash; the child expands $D itself."""
+        (outer,) = parse_script("sh -c \"echo \\$D '\\$E'\"")
+        script = outer.words[2]
+        assert script.spans == ()
+        (child,) = parse_script(script.value, outer=script.spans)
+        assert [(w.value, w.dynamic) for w in child.words] == [("echo", False), ("$D", True), ("$E", False)]

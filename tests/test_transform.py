@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -12,7 +13,10 @@ import yaml
 
 from elyra_sidecar.transformer import Config, NodeParseError, WorkflowError, config_from_mapping, transform
 from elyra_sidecar.transformer._io import dump_yaml
-from tests.helpers import ARGO_FIXTURES, FIXTURES, GOLDEN, SCHEMA_FILES, load_fixture, schema_errors
+from elyra_sidecar.transformer._registry import STEPS, WorkflowStep
+from elyra_sidecar.transformer._steps import Change, Names, artifact_name
+from elyra_sidecar.transformer.cli import _summary
+from tests.helpers import ARGO_FIXTURES, FIXTURES, GOLDEN, ROOT, SCHEMA_FILES, load_fixture, schema_errors
 
 GOLDEN_CASES = [(p, "default", {}) for p in ARGO_FIXTURES] + [
     (FIXTURES / "elyra-4.0.0-three-node.yaml", "lineage", {"lineage": {"enabled": True}}),
@@ -111,8 +115,7 @@ class TestRewrite:
         """<= 3.13 runs in jupyter-work-dir; the key is <cos-directory>/<name>.log."""
         workflow = load_fixture(FIXTURES / "elyra-3.13.0-three-node.yaml")
         (sidecar,) = _templates(transform(workflow).workflow)["run-a-file"]["sidecars"]
-        args = sidecar["args"]
-        pairs = dict(zip(args[::2], args[1::2], strict=True))
+        pairs = dict(arg.split("=", 1) for arg in sidecar["args"])
         assert pairs["--dir"] == "/elyra-sidecar/work/jupyter-work-dir"
         assert pairs["--file"] == "load_data.log"
         assert pairs["--key"] == "my/project/three-node-1121215526/load_data.log"
@@ -122,7 +125,7 @@ class TestRewrite:
         """Elyra 2.2.4 exports --cos-directory "": the bootstrapper uploads to `<name>.log`."""
         workflow = load_fixture(FIXTURES / "elyra-2.2.4-three-node.yaml")
         (sidecar,) = _templates(transform(workflow).workflow)["load-data"]["sidecars"]
-        assert sidecar["args"][sidecar["args"].index("--key") + 1] == "load_data.log"
+        assert "--key=load_data.log" in sidecar["args"]
 
     def test_crio_mode_keeps_elyra_workspace_and_adds_ours(self):
         """CRI-O mode: Elyra's `workspace` emptyDir and PYTHONPATH stay; the bootstrapper runs in ours."""
@@ -478,3 +481,249 @@ class TestLiveMode:
             env["PYTHONPATH"]
             == "/elyra-sidecar/work/.elyra-sidecar-live:/opt/app-root/src/jupyter-work-dir/python3"
         )
+
+
+class TestStepRegistry:
+    def test_docs_step_table_lists_the_registry_in_order(self):
+        """docs/how-it-works.md's step table names exactly the registered steps, in their order."""
+        text = (ROOT / "docs" / "how-it-works.md").read_text()
+        documented = re.findall(r"^\| `([a-z_]+)`", text, flags=re.MULTILINE)
+        assert documented == [step.name for step in STEPS]
+
+    def test_node_steps_come_before_workflow_steps(self):
+        """The table's order is the run order: node steps on each node, then workflow steps once."""
+        kinds = [isinstance(step, WorkflowStep) for step in STEPS]
+        assert kinds == sorted(kinds)
+        assert len({step.name for step in STEPS}) == len(STEPS)
+
+    def test_every_change_is_typed_and_reads_as_its_text(self):
+        """Each added entry carries a kind; the JSON report still holds the plain texts."""
+        config = config_from_mapping({"lineage": {"enabled": True}, "parameters": {"promote_env": ["all"]}})
+        result = transform(load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"), config)
+        kinds = {change.kind for node in result.nodes for change in node.added}
+        assert kinds == {
+            "work_dir",
+            "unbuffered",
+            "live_output",
+            "sidecar",
+            "output_artifact",
+            "input_artifact",
+            "run_parameter",
+            "annotation",
+            "note",
+        }
+        report = json.loads(json.dumps([asdict(n) for n in result.nodes]))
+        assert report[0]["added"] == [str(change) for change in result.nodes[0].added]
+        assert all(type(text) is str for node in report for text in node["added"])
+
+    def test_a_disabled_step_does_not_run(self):
+        """A step whose predicate is false for the config leaves no trace."""
+        result = transform(
+            load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"), config_from_mapping({"unbuffered": False})
+        )
+        assert all(change.kind != "unbuffered" for node in result.nodes for change in node.added)
+
+
+class TestReportTable:
+    def test_added_column_counts_by_kind_not_by_wording(self):
+        """The ADDED column counts typed changes; rewording a change's text does not change the table."""
+        reworded = (
+            Change("sidecar", "a log follower"),
+            Change("output_artifact", "x"),
+            Change("output_artifact", "y"),
+            Change("input_artifact", "z"),
+            Change("run_parameter", "p"),
+            Change("unbuffered", "u"),
+            Change("live_output", "l"),
+            Change("note", "no sidecar: notebooks write no .log"),
+        )
+        assert _summary(reworded) == (
+            "log sidecar, 2 output artifacts, 1 input artifact, live output, 1 run parameter, unbuffered"
+        )
+        assert _summary(()) == "-"
+
+
+class _CountingNames(Names):
+    """Names that count membership checks and stop the test once more than `budget` were made."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.budget = budget
+        self.checks = 0
+
+    def __contains__(self, name: object) -> bool:
+        self.checks += 1
+        if self.checks > self.budget:
+            raise AssertionError(f"more than {self.budget} membership checks: naming is not linear")
+        return super().__contains__(name)
+
+
+class TestNaming:
+    def test_many_names_from_one_base_cost_linear_checks(self):
+        """15,000 names from one base (outputs that all sanitise alike) take O(n) checks, not O(n^2)."""
+        n = 15_000
+        names = _CountingNames(budget=3 * n)  # quadratic naming would need ~n^2/2 = 112 million
+        got = [artifact_name(f"out{'.' * (i % 3 + 1)}csv", names) for i in range(n)]
+        assert got[:3] == ["out-csv", "out-csv-2", "out-csv-3"] and got[-1] == f"out-csv-{n}"
+        assert len(set(got)) == n and names.checks <= 3 * n
+
+    def test_names_skip_the_ones_already_taken(self):
+        """Existing names (`x-2`) are skipped; the result is what the first-free rule gives."""
+        names = Names({"x", "x-2", "x-4"})
+        assert [names.unique("x") for _ in range(3)] == ["x-3", "x-5", "x-6"]
+
+    def test_fifteen_thousand_outputs_with_one_name_give_unique_artifacts(self):
+        """A node whose 15,000 `--outputs` all sanitise to one name gets 15,000 distinct, valid names."""
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        t = workflow["spec"]["templates"][0]
+        seps = [""]
+        while len(seps) < 15_001:  # "", ".", ",", ..., "..", ".,", ...: every one sanitises to "-"
+            seps += [sep + c for sep in seps[-(8 ** (len(seps[-1]))) :] for c in ".,~+:@%^"]
+        outputs = [f"o{sep}x" for sep in seps[1:15_001]]
+        t["container"]["args"][0] = t["container"]["args"][0].replace(
+            "--outputs 'data.csv'", f"--outputs '{';'.join(outputs)}'"
+        )
+        artifacts = transform(workflow).workflow["spec"]["templates"][0]["outputs"]["artifacts"]
+        names = [a["name"] for a in artifacts]
+        assert len(names) == len(set(names)) == 2 + 1 + 15_000
+        assert names[3:6] == ["o-x", "o-x-2", "o-x-3"]
+        assert all(re.fullmatch(r"[-a-zA-Z0-9_]+", name) for name in names)
+
+
+class TestSecretLookingNames:
+    def _workflow(self) -> dict[str, Any]:
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        workflow["spec"]["templates"][0]["container"]["env"] += [
+            {"name": "DB_PASSWORD", "value": "hunter2"},
+            {"name": "API_TOKEN", "value": "t0k3n"},
+            {"name": "ssh_key", "value": "k"},
+            {"name": "AWS_CREDENTIALS_FILE", "value": "/x"},
+        ]
+        return workflow
+
+    def test_all_skips_secret_looking_names_with_a_warning(self):
+        """`--promote-env all`: DB_PASSWORD=hunter2 never reaches the Create-run form; each skip is said."""
+        result = transform(self._workflow(), PROMOTE_ALL)
+        params = {p["name"]: p["value"] for p in result.workflow["spec"]["arguments"]["parameters"]}
+        assert "DATASET_URL" in params
+        assert not {"DB_PASSWORD", "API_TOKEN", "ssh_key"} & set(params)
+        assert "hunter2" not in json.dumps(result.workflow["spec"]["arguments"])
+        assert (
+            "hunter2"
+            not in result.workflow["metadata"]["annotations"]["pipelines.kubeflow.org/pipeline_spec"]
+        )
+        skipped = [w for w in result.warnings if "looks like a secret" in w]
+        assert [w.split(":")[1].split()[0] for w in skipped] == ["API_TOKEN", "DB_PASSWORD", "ssh_key"]
+
+    def test_a_secret_looking_name_named_explicitly_is_promoted(self):
+        """Naming it is the way to promote it anyway."""
+        config = config_from_mapping({"parameters": {"promote_env": ["all", "API_TOKEN"]}})
+        result = transform(self._workflow(), config)
+        params = {p["name"]: p["value"] for p in result.workflow["spec"]["arguments"]["parameters"]}
+        assert params["API_TOKEN"] == "t0k3n" and "DB_PASSWORD" not in params  # noqa: S105 - test data
+
+
+def _pod_problems(template: dict[str, Any]) -> list[str]:
+    """What would make the step's Pod invalid: duplicate container names, mount paths or env names."""
+    problems = []
+    containers = [template["container"], *template.get("initContainers", []), *template.get("sidecars", [])]
+    names = ["main", "wait", "init"] + [c["name"] for c in containers[1:]]
+    if len(names) != len(set(names)):
+        problems.append(f"container names {names}")
+    for c in containers:
+        paths = [m["mountPath"] for m in c.get("volumeMounts", [])]
+        env = [e["name"] for e in c.get("env", [])]
+        if len(paths) != len(set(paths)) or len(env) != len(set(env)):
+            problems.append(f"{c.get('name', 'main')}: mounts {paths}, env {env}")
+    return problems
+
+
+class TestValidPods:
+    def _check(self, workflow: dict[str, Any], config: Config | None = None) -> tuple[dict[str, Any], Any]:
+        result = transform(workflow, config)
+        for schema in SCHEMA_FILES:
+            assert schema_errors(result.workflow, schema) == []
+        for template in result.workflow["spec"]["templates"]:
+            if "container" in template:
+                assert _pod_problems(template) == []
+        return _templates(result.workflow), result.nodes[0]
+
+    def setup_method(self):
+        self.workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        self.node = self.workflow["spec"]["templates"][0]
+
+    def test_an_existing_init_container_of_our_name_is_kept_alone(self):
+        """A second `elyra-live-setup` would be an invalid Pod: live output is skipped with a warning."""
+        self.node["initContainers"] = [{"name": "elyra-live-setup", "image": "theirs"}]
+        templates, report = self._check(self.workflow)
+        assert templates["run-a-file"]["initContainers"] == [{"name": "elyra-live-setup", "image": "theirs"}]
+        assert "no live output: a container named 'elyra-live-setup' already exists" in report.warnings
+        assert "ELYRA_SIDECAR_LIVE_LOG" not in str(templates["run-a-file"]["container"]["env"])
+
+    def test_sidecar_name_taken_by_an_init_container(self):
+        """A sidecar named like one of the template's init containers is not added: a warning."""
+        self.workflow["spec"]["templates"][2]["initContainers"] = [{"name": "elyra-log", "image": "theirs"}]
+        templates, _ = self._check(self.workflow)
+        report = next(n for n in transform(self.workflow).nodes if n.template == "run-a-file-3")
+        assert "sidecars" not in templates["run-a-file-3"]
+        assert "a container named 'elyra-log' already exists; not adding the sidecar" in report.warnings
+
+    def test_a_volume_already_at_the_work_path_gets_no_second_mount(self):
+        """main mounting something at /elyra-sidecar/work already: no work dir added, a warning."""
+        self.node["volumes"] = [{"name": "data", "emptyDir": {}}]
+        self.node["container"]["volumeMounts"] = [{"name": "data", "mountPath": "/elyra-sidecar/work/"}]
+        templates, report = self._check(self.workflow)
+        assert templates["run-a-file"]["container"]["volumeMounts"] == self.node["container"]["volumeMounts"]
+        assert "volume 'data' is already mounted at /elyra-sidecar/work; not adding the work dir" in (
+            report.warnings
+        )
+
+    def test_live_env_already_set_is_not_duplicated(self):
+        """main already has ELYRA_SIDECAR_LIVE_LOG: no second entry, live output skipped with a warning."""
+        self.node["container"]["env"].append({"name": "ELYRA_SIDECAR_LIVE_LOG", "value": "/x"})
+        templates, report = self._check(self.workflow)
+        assert "no live output: main already sets ELYRA_SIDECAR_LIVE_*" in report.warnings
+        assert "initContainers" not in templates["run-a-file"]
+
+    def test_mount_copies_keep_subpathexpr_and_read_only_skips_live(self):
+        """The sidecar's copy of main's mount keeps subPathExpr; a read-only work volume gets no live hook."""
+        workflow = load_fixture(FIXTURES / "elyra-3.13.0-three-node.yaml")
+        node = workflow["spec"]["templates"][0]
+        node["container"]["args"][0] = node["container"]["args"][0].replace(
+            "mkdir -p ./jupyter-work-dir && cd ./jupyter-work-dir",
+            "mkdir -p /opt/app-root/src/jupyter-work-dir && cd /opt/app-root/src/jupyter-work-dir",
+        )
+        node["volumes"] = [{"name": "workspace", "emptyDir": {}}]
+        mount = {"name": "workspace", "mountPath": "/opt/app-root/src", "subPathExpr": "$(POD_NAME)"}
+        node["container"]["volumeMounts"] = [mount]
+        templates, _ = self._check(workflow)
+        (sidecar,) = templates[node["name"]]["sidecars"]
+        assert sidecar["volumeMounts"] == [{**mount, "readOnly": True}]
+        node["container"]["volumeMounts"] = [{**mount, "readOnly": True}]
+        templates, report = self._check(workflow, config_from_mapping({"live": {"mode": "on"}}))
+        assert "no live output: the work directory's volume is mounted read-only" in report.warnings
+
+    def test_outputs_dot_is_not_the_whole_work_dir(self):
+        """`--outputs .` (or `./`, `a/..`) would archive the bootstrapper's whole directory: a warning."""
+        self.node["container"]["args"][0] = self.node["container"]["args"][0].replace(
+            "--outputs 'data.csv'", "--outputs '.;./;a/..;data.csv'"
+        )
+        templates, report = self._check(self.workflow)
+        paths = [a["path"] for a in templates["run-a-file"]["outputs"]["artifacts"]]
+        assert "/elyra-sidecar/work" not in paths and "/elyra-sidecar/work/data.csv" in paths
+        assert sum("is the working directory itself" in w for w in report.warnings) == 3
+
+    def test_node_kind_by_substring_like_the_bootstrapper(self):
+        """`lib.pytorch/fit.r` is a Python node writing `fit.r.log`; `Report.R` is no node it runs."""
+        self.node["container"]["args"][0] = self.node["container"]["args"][0].replace(
+            "three-node/load_data.py", "lib.pytorch/fit.r"
+        )
+        templates, report = self._check(copy.deepcopy(self.workflow))
+        assert (report.kind, report.status) == ("python", "transformed")
+        assert "--file=fit.r.log" in templates["run-a-file"]["sidecars"][0]["args"]
+        self.node["container"]["args"][0] = self.node["container"]["args"][0].replace(
+            "lib.pytorch/fit.r", "Report.R"
+        )
+        result = transform(self.workflow)
+        assert result.nodes[0].status == "unreadable"
+        assert "looks for .ipynb, .py or .r" in result.nodes[0].warnings[0]

@@ -7,11 +7,12 @@ will (see `_shell`), and from the bootstrapper's own argument definitions and fi
 
 from __future__ import annotations
 
-import argparse
+import functools
 import posixpath
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from elyra_sidecar.transformer._shell import ShellSyntaxError, Word, change_directory, parse_script
 
@@ -78,78 +79,180 @@ class ElyraNode:
         return "{}.{}.{}".format(*self.elyra_version)
 
 
-def _bootstrapper_parser() -> argparse.ArgumentParser:
-    """The bootstrapper's own options (union over Elyra 2.0-4.0), so values are read as it reads them."""
-    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-    for short, long in (
-        ("-e", "--cos-endpoint"),
-        ("-b", "--cos-bucket"),
-        ("-d", "--cos-directory"),
-        ("-t", "--cos-dependencies-archive"),
-        ("-f", "--file"),
-        ("-o", "--outputs"),
-        ("-i", "--inputs"),
-        ("-p", "--user-volume-path"),
-        ("-n", "--pipeline-name"),
-        (None, "--pipeline-parameters"),
-        (None, "--parameter-pass-method"),
-    ):
-        names = [n for n in (short, long) if n]
-        parser.add_argument(*names, dest=long.lstrip("-").replace("-", "_"))
-    return parser
-
-
-_PARSER = _bootstrapper_parser()
+#: The bootstrapper's options (the union over Elyra 2.0-4.0, which is 4.0's table): short, long. Each takes
+#: one value. `-h`/`--help` is argparse's own (add_help): the bootstrapper prints help and runs nothing.
+_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("-e", "--cos-endpoint"),
+    ("-b", "--cos-bucket"),
+    ("-d", "--cos-directory"),
+    ("-t", "--cos-dependencies-archive"),
+    ("-f", "--file"),
+    ("-o", "--outputs"),
+    ("-i", "--inputs"),
+    ("-p", "--user-volume-path"),
+    ("-n", "--pipeline-name"),
+    ("-r", "--pipeline-parameters"),
+    ("-m", "--parameter-pass-method"),
+)
+_HELP = "help"
+#: Every option string -> the key its value is stored under ("cos_endpoint", ...; "help" for -h/--help).
+_OPTION_KEYS: dict[str, str] = {
+    name: long.lstrip("-").replace("-", "_") for short, long in _OPTIONS for name in (short, long)
+} | {"-h": _HELP, "--help": _HELP}
+#: Values argparse `choices` allow (3.15+: `--parameter-pass-method` takes only "env").
+_CHOICES = {"parameter_pass_method": ("env",)}
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
 
 class _ArgError(Exception):
     pass
 
 
-def _parse_bootstrapper_args(words: list[Word], where: str) -> dict[str, Word]:
-    """Parse the bootstrapper's argv with its own option table; values keep their `dynamic` flag."""
-    argv = [w.value for w in words]
-    # argparse works on strings; map each value back to its Word to keep the dynamic flag.
-    by_value: dict[str, Word] = {}
-    for w in words:
-        by_value.setdefault(w.value, w)
+def _option_matches(arg: str) -> list[tuple[str, str | None]]:
+    """Option strings `arg` may abbreviate (argparse's allow_abbrev, the bootstrapper's default), with the
+    value written into `arg` itself (`--cos-dir=x`, `-fx`), or None."""
+    if arg.startswith("--"):
+        prefix, sep, explicit = arg.partition("=")
+        return [(name, explicit if sep else None) for name in _OPTION_KEYS if name.startswith(prefix)]
+    matches: list[tuple[str, str | None]] = []
+    for name in _OPTION_KEYS:
+        if name == arg[:2]:
+            matches.append((name, arg[2:]))  # `-fvalue`: a short option with its value attached
+        elif name.startswith(arg):
+            matches.append((name, None))
+    return matches
+
+
+def _classify(arg: str) -> tuple[str, str | None] | None:
+    """As argparse reads one command-line word: None for a value, else (option string, attached value);
+    the option string is "" for an option-like word that names no option. Raises _ArgError if ambiguous."""
+    if not arg.startswith("-") or arg == "-":
+        return None
+    if arg in _OPTION_KEYS:
+        return arg, None
+    name, sep, explicit = arg.partition("=")
+    if sep and name in _OPTION_KEYS:
+        return name, explicit
+    matches = _option_matches(arg)
+    if len(matches) > 1:
+        raise _ArgError(f"ambiguous option {arg!r} (could be {', '.join(m for m, _ in matches)})")
+    if matches:
+        return matches[0]
+    if _NEGATIVE_NUMBER.match(arg) or " " in arg:
+        return None  # argparse takes these as values: no option of the table looks like a number
+    return "", None
+
+
+def _read_options(words: Sequence[Word]) -> dict[str, Word]:
+    """The bootstrapper's argv read with its own option table, the way its argparse parser reads it, but
+    silently (no library prints or exits on our behalf): every value keeps its own word, by position, so
+    a value known only at run time stays marked as such. Raises _ArgError where the bootstrapper would
+    stop (it exits with usage text, or prints help and runs nothing)."""
+    # argparse classifies every word before it consumes any (so an ambiguous value is an error too), and
+    # takes every word after a `--` as a value.
+    end = next((i for i, w in enumerate(words) if w.value == "--" and not w.dynamic), len(words))
+    kinds = [None if i >= end or w.dynamic else _classify(w.value) for i, w in enumerate(words)]
+    values: dict[str, Word | None] = {}
+    index = 0
+    while index < len(words):
+        word, kind = words[index], kinds[index]
+        if word.dynamic:
+            raise _ArgError(f"an option only known at run time ({word.value!r})")
+        if word.value == "--" or kind is None:
+            raise _ArgError(f"unexpected argument {word.value!r}")
+        option, explicit = kind
+        if not option:
+            raise _ArgError(f"unknown option {word.value!r}")
+        key = _OPTION_KEYS[option]
+        if key == _HELP:
+            raise _ArgError(f"{word.value!r} makes the bootstrapper print its help and run nothing")
+        if explicit == "--":  # argparse strips a `--` out of the value, leaving none (a list, not a str)
+            values[key] = None  # unless a later occurrence gives one
+            index += 1
+            continue
+        if explicit is not None:
+            value = Word(explicit)
+            index += 1
+        elif index + 1 < len(words) and kinds[index + 1] is None and words[index + 1].value != "--":
+            value = words[index + 1]
+            index += 2
+        else:
+            raise _ArgError(f"{option} expects a value")
+        allowed = _CHOICES.get(key)
+        if allowed and not value.dynamic and value.value not in allowed:
+            raise _ArgError(f"{option} must be one of {', '.join(allowed)}, got {value.value!r}")
+        values[key] = value  # repeated: the last one wins, as in argparse
+    read = {key: value for key, value in values.items() if value is not None}
+    if len(read) < len(values):
+        raise _ArgError(f"no value for {', '.join(sorted(set(values) - set(read)))} (an attached `--`)")
+    return read
+
+
+def _parse_bootstrapper_args(words: Sequence[Word], where: str) -> dict[str, Word]:
+    """The bootstrapper's options by key, each value the Word written at its position."""
     try:
-        namespace, unknown = _PARSER.parse_known_args(argv)
-    except (argparse.ArgumentError, SystemExit) as exc:  # exit_on_error=False still exits on some errors
+        return _read_options(words)
+    except _ArgError as exc:
         raise NodeParseError(f"{where}: bootstrapper arguments cannot be read: {exc}") from exc
-    if unknown:
-        raise NodeParseError(f"{where}: unknown bootstrapper arguments {unknown!r}")
-    result: dict[str, Word] = {}
-    for key, value in vars(namespace).items():
-        if value is not None:
-            result[key] = by_value.get(value, Word(value))
-    return result
 
 
-@dataclass(frozen=True)
-class _Invocation:
-    args: list[Word]
+class _Invocation(NamedTuple):
+    args: tuple[Word, ...]
     cwd: str
+
+
+class _Found(NamedTuple):
+    """What the walk over a node's script found: the bootstrapper call (and its directory), its URL."""
+
+    invocation: _Invocation | None
+    url: str
+
+
+class _ScanError(Exception):
+    """Why a script cannot be read (the caller names the place)."""
+
+
+#: Elyra's scripts are 1-3 kB; longer ones are read every time, so the memory below stays a few MB.
+_REMEMBERED_SCRIPT_CHARS = 16_384
+
+
+def _read_script(script: str) -> _Found:
+    """The walk over a node's `sh -c` script, remembered by its text when it is of a usual size."""
+    if len(script) > _REMEMBERED_SCRIPT_CHARS:
+        return _walk(script)
+    return _scan_script(script)
+
+
+@functools.lru_cache(maxsize=256)
+def _scan_script(script: str) -> _Found:
+    """Every run of one pipeline (every Workflow CREATE the webhook sees for it) carries the same scripts,
+    so their walks are remembered: at most 256, by text (errors are not remembered)."""
+    return _walk(script)
+
+
+def _walk(script: str) -> _Found:
+    found = _Scan()
+    _scan(Word(script), ".", found)
+    return _Found(found.invocation, found.url)
 
 
 @dataclass
 class _Scan:
-    """What one walk over the script found: the bootstrapper call (and its directory), its URL."""
-
     invocation: _Invocation | None = None
     url: str = ""
 
 
-def _scan(script: str, cwd: str, where: str, found: _Scan, depth: int = 0) -> None:
-    """Walk the script as the shell would, following `cd` and nested `sh -c`, to `python3 bootstrapper.py`."""
+def _scan(script: Word, cwd: str, found: _Scan, depth: int = 0) -> None:
+    """Walk the script as the shell would, following `cd` and nested `sh -c`, to `python3 bootstrapper.py`.
+
+    Each script is parsed once, and only if it mentions `bootstrapper.py`: a child `sh -c` that does not
+    can neither fetch nor run it, and its own `cd` does not come back to its parent."""
     if depth > 4:
-        raise NodeParseError(f"{where}: `sh -c` nested too deeply")
+        raise _ScanError("`sh -c` nested too deeply")
     try:
-        commands = parse_script(script)
+        commands = parse_script(script.value, outer=script.spans)
     except ShellSyntaxError as exc:
-        if "bootstrapper.py" in script:
-            raise NodeParseError(f"{where}: {exc}") from exc
-        return  # a step that is not the bootstrapper's and that sh would reject too
+        raise _ScanError(str(exc)) from exc
     for command in commands:
         argv = command.argv
         if not argv:
@@ -157,17 +260,17 @@ def _scan(script: str, cwd: str, where: str, found: _Scan, depth: int = 0) -> No
         if argv[0] == "cd":
             target = command.words[1] if len(command.words) > 1 else None
             if target is None or target.dynamic:
-                raise NodeParseError(f"{where}: `cd` to a directory only known at run time")
+                raise _ScanError("`cd` to a directory only known at run time")
             cwd = change_directory(cwd, target.value)
         elif argv[0] in _SHELLS and "-c" in argv[1:]:
             index = argv.index("-c", 1) + 1
-            if index < len(argv):
+            if index < len(argv) and "bootstrapper.py" in argv[index]:
                 # A child shell inherits the working directory; its own `cd` does not come back.
-                _scan(argv[index], cwd, where, found, depth + 1)
+                _scan(command.words[index], cwd, found, depth + 1)
         elif posixpath.basename(argv[0]) == "curl" and "bootstrapper.py" in argv and not found.url:
             found.url = next((a for a in argv[1:] if a.startswith(("http://", "https://"))), "")
         elif _PYTHONS.match(argv[0]) and len(argv) > 1 and posixpath.basename(argv[1]) == "bootstrapper.py":
-            found.invocation = _Invocation(args=command.words[2:], cwd=cwd)
+            found.invocation = _Invocation(args=tuple(command.words[2:]), cwd=cwd)
         if found.invocation is not None:
             return
 
@@ -183,14 +286,19 @@ def _version_from_url(url: str) -> tuple[str, tuple[int, int, int] | None]:
 
 
 def _kind_of(file: str, where: str) -> NodeKind:
-    lowered = file.lower()
-    if lowered.endswith(".ipynb"):
+    """The node kind exactly as the bootstrapper decides it (`FileOpBase.get_instance`): substring tests
+    on the whole `--file` value, case-sensitive, in this order. So `lib.pytorch/fit.r` is a Python node
+    (it runs `python3 fit.r` and writes `fit.r.log`), and `report.R` is no node the bootstrapper runs."""
+    if ".ipynb" in file:
         return "notebook"
-    if lowered.endswith(".py"):
+    if ".py" in file:
         return "python"
-    if lowered.endswith(".r"):
+    if ".r" in file:
         return "r"
-    raise NodeParseError(f"{where}: --file {file!r} is not a notebook, Python or R file")
+    raise NodeParseError(
+        f"{where}: --file {file!r} is not a notebook, Python or R file "
+        "(the bootstrapper looks for .ipynb, .py or .r in it and stops otherwise)"
+    )
 
 
 def _split_list(word: Word | None, option: str, where: str) -> tuple[str, ...]:
@@ -247,8 +355,10 @@ def read_elyra_node(template: dict[str, Any], index: int) -> ElyraNode | None:
     script = main_script(template)
     if script is None:
         raise NodeParseError(f"{where}.container: an Elyra node that does not run `sh -c <script>`")
-    found = _Scan()
-    _scan(script, ".", f"{where}.container.args", found)
+    try:
+        found = _read_script(script)
+    except _ScanError as exc:
+        raise NodeParseError(f"{where}.container.args: {exc}") from exc
     invocation = found.invocation
     if invocation is None:
         raise NodeParseError(f"{where}.container.args: no `python3 bootstrapper.py` call found")

@@ -11,7 +11,9 @@ Naming rule (never changes any node's value silently):
 - a variable whose value differs between nodes -> one parameter per node, `<NAME>-<template>`;
 - a name already taken by a workflow parameter (Elyra's own, e.g.) -> `-env` appended, then `-2`, ...
 Secret-backed entries (`valueFrom`), Elyra's (`ELYRA_*`, `AWS_*`, `PYTHONPATH`) and ours are never
-promoted, nor a value that already holds an Argo expression.
+promoted, nor a value that already holds an Argo expression. With `all`, names that look like secrets
+(`_SECRET_WORDS`) are skipped with a warning unless named explicitly: a promoted value is shown to
+everyone who opens KFP's "Create run" form and is stored with every run.
 """
 
 from __future__ import annotations
@@ -22,29 +24,41 @@ from collections.abc import Mapping
 from typing import Any
 
 from elyra_sidecar.transformer._config import Config
-from elyra_sidecar.transformer._elyra import ElyraNode
 from elyra_sidecar.transformer._steps import (
     LIVE_LOG_ENV,
     LIVE_SCRIPT_ENV,
-    Notes,
-    Placement,
+    Change,
+    Names,
+    RewrittenNode,
+    WorkflowNotes,
     copy_tree,
     unique_name,
 )
 
-__all__ = ["promote_env_parameters"]
+__all__ = ["looks_secret", "promote_env_parameters"]
 
 _NEVER = {"PYTHONPATH", "PYTHONUNBUFFERED", LIVE_LOG_ENV, LIVE_SCRIPT_ENV}
 _NEVER_PREFIXES = ("ELYRA_", "AWS_")
 _PARAM_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+# Parts of a name that say it holds a secret (matched anywhere, case-insensitively: a false alarm only
+# means the user names the variable explicitly).
+_SECRET_WORDS = re.compile(
+    r"PASSWORD|PASSWD|PASSPHRASE|PWD|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH|CERT|SIGNATURE|SALT|COOKIE|SESSION",
+    re.IGNORECASE,
+)
 _SPEC_ANNOTATION = "pipelines.kubeflow.org/pipeline_spec"
+
+
+def looks_secret(name: str) -> bool:
+    """True for names like DB_PASSWORD, API_TOKEN, SSH_KEY, AWS_CREDENTIALS."""
+    return _SECRET_WORDS.search(name) is not None
 
 
 def _eligible(entry: Mapping[str, Any], wanted: set[str]) -> bool:
     name = str(entry.get("name", ""))
     value = entry.get("value")
     return (
-        ("all" in wanted or name in wanted)
+        (name in wanted or ("all" in wanted and not looks_secret(name)))
         and "valueFrom" not in entry
         and isinstance(value, str)
         and "{{" not in value
@@ -53,39 +67,43 @@ def _eligible(entry: Mapping[str, Any], wanted: set[str]) -> bool:
     )
 
 
-def _unique(base: str, taken: set[str]) -> str:
+def _unique(base: str, taken: Names) -> str:
     """`base`, else `base-env`, `base-env-2`, ..."""
     return unique_name(base if base not in taken else f"{base}-env", taken)
 
 
 def promote_env_parameters(
-    workflow: dict[str, Any],
-    spec: dict[str, Any],
-    nodes: Mapping[str, tuple[ElyraNode, Placement]],
-    config: Config,
-) -> tuple[dict[str, Notes], list[str]]:
+    workflow: dict[str, Any], spec: dict[str, Any], nodes: Mapping[str, RewrittenNode], config: Config
+) -> WorkflowNotes:
     """Promote the selected env entries of the rewritten nodes.
 
     `spec` is the output workflow's own spec (`workflow.spec`, or `.spec.workflowSpec` of a CronWorkflow);
     only `transform`'s private copies are changed."""
-    notes: dict[str, Notes] = {name: Notes() for name in nodes}
+    notes = WorkflowNotes()
     wanted = set(config.parameters.promote_env)
     if not wanted:
-        return notes, []
+        return notes
     templates = {t.get("name"): t for t in spec["templates"] if isinstance(t, dict)}
     # name -> [(template, env entry)]
     found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    secret_looking: set[str] = set()
     for template_name in nodes:
         for entry in templates[template_name]["container"].get("env") or []:
             if _eligible(entry, wanted):
                 found.setdefault(str(entry["name"]), []).append((template_name, entry))
+            elif "all" in wanted and _eligible(entry, {str(entry.get("name", ""))}):
+                secret_looking.add(str(entry.get("name", "")))
+    notes.warnings += [
+        f"--promote-env all: {name} looks like a secret; not promoted (name it explicitly to promote it)"
+        for name in sorted(secret_looking)
+    ]
     missing = sorted(w for w in wanted - {"all"} if w not in found)
-    warnings = [f"--promote-env {name}: no promotable env entry of that name" for name in missing]
+    notes.warnings += [f"--promote-env {name}: no promotable env entry of that name" for name in missing]
     if not found:
-        return notes, warnings
+        return notes
     arguments = spec["arguments"] = copy_tree(spec.get("arguments") or {})
     parameters = arguments.setdefault("parameters", [])
-    taken = {str(p.get("name")) for p in parameters}
+    taken = Names(str(p.get("name")) for p in parameters)
     added: list[tuple[str, str]] = []
     for env_name, uses in sorted(found.items()):
         values = {str(entry["value"]) for _, entry in uses}
@@ -100,11 +118,13 @@ def promote_env_parameters(
             added.append((parameter, default))
             for template, entry in members:
                 entry["value"] = f"{{{{workflow.parameters.{parameter}}}}}"
-                notes[template].added.append(
-                    f"run parameter {parameter} (default {default!r}) -> env {env_name}"
+                notes.of(template).added.append(
+                    Change(
+                        "run_parameter", f"run parameter {parameter} (default {default!r}) -> env {env_name}"
+                    )
                 )
-    warnings += _update_pipeline_spec(workflow, added)
-    return notes, warnings
+    notes.warnings += _update_pipeline_spec(workflow, added)
+    return notes
 
 
 def _update_pipeline_spec(workflow: dict[str, Any], added: list[tuple[str, str]]) -> list[str]:

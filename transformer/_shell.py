@@ -12,11 +12,10 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = ["Command", "ShellSyntaxError", "Word", "parse_script"]
 
-_OPERATORS = ("&&", "||", ";;", ";", "|", "&", "(", ")")
-_REDIRECTS = (">>", ">&", "<&", "<<", ">|", "<>", ">", "<")
 _DOUBLE_QUOTE_ESCAPES = frozenset('$`"\\\n')
 _NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _NAME_CHARS = _NAME_START | frozenset("0123456789")
@@ -26,9 +25,29 @@ _OPERATOR_START = frozenset("&|;()<>")
 # A run of characters with no special meaning in an unquoted word (tokenizing, not parsing).
 _PLAIN_RUN = re.compile(r"[^\s'\"\\$`&|;()<>]+")
 _DQ_PLAIN_RUN = re.compile(r'[^"\\$`]+')
-_BLANKS = re.compile(r"[ \t]+")
-# A whole word with nothing special in it, ending at a blank, newline, operator or the end.
-_PLAIN_WORD = re.compile(r"[^\s'\"\\$`&|;()<>#=][^\s'\"\\$`&|;()<>=]*(?=[\s&|;()<>]|\Z)")
+# Where a word ends: a blank, a newline, an operator or redirection, or the end of the text.
+_WORD_END = r"(?=[ \t\n&|;()<>]|\Z)"
+# Words with nothing to remove but their quotes: unquoted with no special character (and no `=`, so never
+# an assignment), single-quoted, or double-quoted with nothing to expand or escape.
+_PLAIN = r"[^\s'\"\\$`&|;()<>#=][^\s'\"\\$`&|;()<>=]*"
+_SIMPLE_WORD = rf"(?:{_PLAIN}|'[^']*'|\"[^\"\\$`]*\")"
+# One token at a word boundary (after optional blanks), tried in this order. This reader runs on every
+# node of every admission review, so the common case costs one match for a whole run of simple words
+# (`python3 bootstrapper.py --file 'x.py' ...`), split by `_RUN_WORDS` in one call. Other words (with
+# escapes, expansions or mixed quoting) are read by `_read_word`.
+_TOKEN = re.compile(
+    r"(?:[ \t]|\\\n)*(?:"  # blanks and line continuations before the token
+    rf"(?P<run>{_SIMPLE_WORD}(?:[ \t]+{_SIMPLE_WORD})*){_WORD_END}"
+    # one unquoted word before a character the shell takes as a blank but this reader does not (`\r`)
+    rf"|(?P<plain>{_PLAIN})(?=[\s&|;()<>]|\Z)"
+    r"|(?P<comment>#[^\n]*)"  # at a word boundary: a comment to the end of the line
+    r"|(?P<newline>\n)"
+    r"|(?P<op>&&|\|\||;;|[;|&()])"
+    r"|(?P<redirect>>>|>&|<&|<<|>\||<>|[<>])"
+    r"|(?P<end>\Z))"
+    r"|(?P<blank>(?:[ \t]|\\\n)+)"  # blanks before a word `_read_word` reads
+)
+_RUN_WORDS = re.compile(r"'([^']*)'|\"([^\"]*)\"|([^ \t]+)")
 
 
 class ShellSyntaxError(ValueError):
@@ -39,16 +58,18 @@ class ShellSyntaxError(ValueError):
         self.offset = offset
 
 
-@dataclass(frozen=True)
-class Word:
-    """One shell word after quote removal. `dynamic` words contain an expansion left unexpanded."""
+class Word(NamedTuple):
+    """One shell word after quote removal. `dynamic` words contain an expansion left unexpanded; `spans`
+    are where in `value` those expansions sit (raw), so a script run by `sh -c <word>` can tell which of
+    its own words the outer shell fills in at run time."""
 
     value: str
     dynamic: bool = False
     refs: tuple[str, ...] = ()
+    spans: tuple[tuple[int, int], ...] = ()
 
 
-@dataclass
+@dataclass(slots=True)
 class Command:
     """A simple command: leading assignments, words, redirections, and the operator that ended it."""
 
@@ -74,8 +95,9 @@ class _Reader:
         return self.pos >= len(self.text)
 
 
-def _read_expansion(r: _Reader, out: list[str], refs: list[str]) -> None:
-    """Read an expansion starting at `$`; append its raw text to `out`, its name to `refs`."""
+def _read_expansion(r: _Reader, out: list[str], refs: list[str], spans: list[tuple[int, int]]) -> None:
+    """Read an expansion starting at `$`; append its raw text to `out`, its name to `refs`, and where
+    that raw text sits in the word to `spans`."""
     start = r.pos
     r.pos += 1  # the `$`
     nxt = r.peek()
@@ -118,12 +140,15 @@ def _read_expansion(r: _Reader, out: list[str], refs: list[str]) -> None:
         # A lone `$` is a literal dollar sign.
         out.append("$")
         return
+    offset = sum(map(len, out))
     out.append(r.text[start : r.pos])
+    spans.append((offset, offset + r.pos - start))
 
 
 def _read_word(r: _Reader) -> Word:
     out: list[str] = []
     refs: list[str] = []
+    spans: list[tuple[int, int]] = []
     text = r.text
     while r.pos < len(text):
         plain = _PLAIN_RUN.match(text, r.pos)
@@ -161,7 +186,7 @@ def _read_word(r: _Reader) -> Word:
                         out.append(escaped)
                     r.pos += 2
                 elif c == "$":
-                    _read_expansion(r, out, refs)
+                    _read_expansion(r, out, refs, spans)
                 elif c == "`":
                     raise ShellSyntaxError("backquote command substitution is not supported", r.pos)
                 else:
@@ -175,13 +200,13 @@ def _read_word(r: _Reader) -> Word:
                 out.append(escaped)
             r.pos += 2
         elif ch == "$":
-            _read_expansion(r, out, refs)
+            _read_expansion(r, out, refs, spans)
         elif ch == "`":
             raise ShellSyntaxError("backquote command substitution is not supported", r.pos)
         else:
             out.append(ch)
             r.pos += 1
-    return Word("".join(out), dynamic=bool(refs), refs=tuple(refs))
+    return Word("".join(out), dynamic=bool(refs), refs=tuple(refs), spans=tuple(spans))
 
 
 def _is_assignment(raw: str) -> bool:
@@ -189,8 +214,24 @@ def _is_assignment(raw: str) -> bool:
     return bool(sep) and bool(name) and name[0] in _NAME_START and all(c in _NAME_CHARS for c in name)
 
 
-def parse_script(text: str) -> list[Command]:
-    """Split `text` into simple commands. Raises ShellSyntaxError on what it cannot read."""
+def _marked(word: Word, start: int, end: int, outer: tuple[tuple[int, int], ...]) -> Word:
+    """`word` (read from text[start:end]) marked dynamic when the outer shell fills part of it in."""
+    if word.dynamic:
+        return word
+    for a, b in outer:
+        if a < end and start < b:
+            break
+    else:
+        return word
+    return Word(word.value, dynamic=True, refs=(*word.refs, "(outer shell)"), spans=((0, len(word.value)),))
+
+
+def parse_script(text: str, *, outer: tuple[tuple[int, int], ...] = ()) -> list[Command]:
+    """Split `text` into simple commands. Raises ShellSyntaxError on what it cannot read.
+
+    `outer`: for a script run as `sh -c <word>`, the `spans` of that word: its text there is only known at
+    run time (the outer shell expands it first), so words of `text` touching it are dynamic, quoted or not.
+    """
     r = _Reader(text)
     commands: list[Command] = []
     current = Command()
@@ -206,43 +247,42 @@ def parse_script(text: str) -> list[Command]:
 
     text_len = len(text)
     while r.pos < text_len:
-        blanks = _BLANKS.match(text, r.pos)
-        if blanks:
-            r.pos = blanks.end()
+        token = _TOKEN.match(text, r.pos)
+        kind = token.lastgroup if token else None
+        if token is None or kind is None:
+            pass  # a word only `_read_word` reads, at r.pos
+        elif kind == "run":
+            start, r.pos = token.span(kind)
+            if outer and any(a < r.pos and start < b for a, b in outer):  # some are filled in at run time
+                current.words += [
+                    _marked(Word(m.group(1) or m.group(2) or m.group(3)), m.start(), m.end(), outer)
+                    for m in _RUN_WORDS.finditer(text, start, r.pos)
+                ]
+            else:
+                current.words += [Word(q or d or p) for q, d, p in _RUN_WORDS.findall(token.group(kind))]
             continue
-        plain = _PLAIN_WORD.match(text, r.pos)
-        if plain:  # fast path: the common unquoted word (never an assignment: it has no `=`)
-            current.words.append(Word(plain.group()))
-            r.pos = plain.end()
+        elif kind in ("blank", "end", "comment"):
+            r.pos = token.end()
             continue
-        ch = text[r.pos]
-        if ch == "\\" and r.peek(2) == "\\\n":
-            r.pos += 2
+        elif kind == "plain":
+            start, r.pos = token.span(kind)
+            word = Word(token.group(kind))
+            current.words.append(_marked(word, start, r.pos, outer) if outer else word)
             continue
-        if ch == "#":  # at a word boundary: a comment to the end of the line
-            end = r.text.find("\n", r.pos)
-            r.pos = len(r.text) if end < 0 else end
+        elif kind == "newline":
+            r.pos = token.end()
+            finish("\n")
             continue
-        if ch == "\n":
-            r.pos += 1
-            if current.words or current.assignments or current.redirects:
-                finish("\n")
-            continue
-        op = (
-            next((op for op in _OPERATORS if r.text.startswith(op, r.pos)), None)
-            if ch in _OPERATOR_START
-            else None
-        )
-        if op is not None:
+        elif kind == "op":
+            op = token.group(kind)
             if op in ("(", ")", ";;"):
-                raise ShellSyntaxError(f"{op!r} (subshells and case) is not supported", r.pos)
-            r.pos += len(op)
+                raise ShellSyntaxError(f"{op!r} (subshells and case) is not supported", token.start(kind))
+            r.pos = token.end()
             finish(op)
             continue
-        redirect = (
-            next((rd for rd in _REDIRECTS if r.text.startswith(rd, r.pos)), None) if ch in "<>" else None
-        )
-        if redirect is not None:
+        else:  # a redirection
+            redirect = token.group(kind)
+            r.pos = token.start(kind)
             if redirect == "<<":
                 raise ShellSyntaxError("here-documents are not supported", r.pos)
             r.pos += len(redirect)
@@ -257,9 +297,8 @@ def parse_script(text: str) -> list[Command]:
             current.redirects.append((redirect, target))
             continue
         start = r.pos
-        word = _read_word(r)
-        raw = r.text[start : r.pos]
-        if not current.words and _is_assignment(raw):
+        word = _marked(_read_word(r), start, r.pos, outer)
+        if not current.words and _is_assignment(text[start : r.pos]):
             current.assignments.append(word)
         else:
             current.words.append(word)

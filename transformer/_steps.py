@@ -2,26 +2,44 @@
 
 Each step takes the template it may change (a private deep copy made by `transform`), the node as read
 by `_elyra`, the shared `Placement` and the config, changes only that template, and returns a `Notes`
-(what it added, warnings). `transform` composes them in one place, in `NODE_STEPS` order.
+(what it added, as typed `Change`s, and warnings). Which steps run, in which order and when, is declared
+once, in `_registry.STEPS`.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from elyra_sidecar import contract
 from elyra_sidecar._version import version
+from elyra_sidecar.transformer._argo import (
+    Artifact,
+    EnvVar,
+    Volume,
+    VolumeMount,
+    copy_mount,
+    copy_tree,
+    tool_container,
+)
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode
 
+if TYPE_CHECKING:  # only in annotations; no runtime dependency
+    from typing_extensions import Self
+
 __all__ = [
-    "NODE_STEPS",
     "TRANSFORMED_ANNOTATION",
+    "Change",
+    "ChangeKind",
+    "Names",
     "Notes",
     "Placement",
+    "RewrittenNode",
+    "WorkflowNotes",
     "add_log_sidecar",
     "artifact_name",
     "copy_tree",
@@ -38,9 +56,45 @@ _INVALID_NAME_CHARS = re.compile(r"[^-a-zA-Z0-9_]+")
 _WILDCARDS = ("*", "?", "[")
 
 
+#: What a change is, for whoever counts them (the CLI's table); `note` is information that adds nothing.
+ChangeKind = Literal[
+    "work_dir",
+    "unbuffered",
+    "live_output",
+    "sidecar",
+    "output_artifact",
+    "input_artifact",
+    "run_parameter",
+    "annotation",
+    "note",
+]
+
+
+class Change(str):
+    """One thing a step added: its text (what reports show) typed with its `kind` (what tables count).
+
+    A `str` on purpose: `NodeReport.added` is serialised as these texts (the JSON report and the golden
+    files), while readers that count never parse them."""
+
+    __slots__ = ("kind",)
+    kind: ChangeKind
+
+    def __new__(cls, kind: ChangeKind, detail: str) -> Self:
+        change = super().__new__(cls, detail)
+        change.kind = kind
+        return change
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy/pickle rebuild it whole
+        return (self.kind, str(self))
+
+    @property
+    def detail(self) -> str:
+        return str(self)
+
+
 @dataclass
 class Notes:
-    added: list[str] = field(default_factory=list)
+    added: list[Change] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -56,6 +110,25 @@ class Placement:
     live_dir: str | None = None
     #: (artifact name, path relative to run_dir) declared per Elyra `--outputs` entry.
     output_artifacts: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RewrittenNode:
+    """A node this run rewrites: what `_elyra` read, and where the node steps placed its files."""
+
+    node: ElyraNode
+    place: Placement
+
+
+@dataclass
+class WorkflowNotes:
+    """What a workflow step did: notes per rewritten template (by name), and workflow-wide warnings."""
+
+    nodes: dict[str, Notes] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def of(self, template: str) -> Notes:
+        return self.nodes.setdefault(template, Notes())
 
 
 def _main(template: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +150,27 @@ def _covering_mount(container: dict[str, Any], path: str) -> dict[str, Any] | No
     return best
 
 
+#: Argo's own containers in every step pod; a container we add must not take one of their names.
+_ARGO_CONTAINERS = frozenset({"main", "wait", "init"})
+
+
+def _container_names(template: dict[str, Any]) -> set[str]:
+    """Every container name of the step's pod: a new one must differ from all (the Pod is invalid else)."""
+    names = set(_ARGO_CONTAINERS)
+    for key in ("initContainers", "sidecars"):
+        names.update(str(c.get("name")) for c in template.get(key) or [] if isinstance(c, dict))
+    return names
+
+
+def _mounted_at(container: dict[str, Any], path: str) -> str | None:
+    """The volume `container` already mounts exactly at `path` (a second mount there is invalid)."""
+    wanted = posixpath.normpath(path)
+    for mount in container.get("volumeMounts") or []:
+        if posixpath.normpath(str(mount.get("mountPath", ""))) == wanted:
+            return str(mount.get("name"))
+    return None
+
+
 def mount_work_dir(template: dict[str, Any], node: ElyraNode, place: Placement, config: Config) -> Notes:
     """Give the bootstrapper a known directory on a volume the sidecar and Argo's `wait` can read."""
     notes = Notes()
@@ -90,14 +184,24 @@ def mount_work_dir(template: dict[str, Any], node: ElyraNode, place: Placement, 
             if any(v.get("name") == cfg.volume_name for v in volumes):
                 notes.warnings.append(f"volume {cfg.volume_name!r} already exists; not adding the work dir")
                 return notes
+            taken = _mounted_at(main, cfg.mount_path)
+            if taken is not None:
+                notes.warnings.append(
+                    f"volume {taken!r} is already mounted at {cfg.mount_path}; not adding the work dir"
+                )
+                return notes
             empty_dir: dict[str, Any] = {}
             if cfg.size_limit:
                 empty_dir["sizeLimit"] = cfg.size_limit
-            volumes.append({"name": cfg.volume_name, "emptyDir": empty_dir})
-            main.setdefault("volumeMounts", []).append({"name": cfg.volume_name, "mountPath": cfg.mount_path})
+            volume: Volume = {"name": cfg.volume_name, "emptyDir": empty_dir}
+            mount: VolumeMount = {"name": cfg.volume_name, "mountPath": cfg.mount_path}
+            volumes.append(volume)
+            main.setdefault("volumeMounts", []).append(mount)
             main["workingDir"] = cfg.mount_path
             base = cfg.mount_path
-            notes.added.append(f"emptyDir {cfg.volume_name} at {cfg.mount_path} (main's workingDir)")
+            notes.added.append(
+                Change("work_dir", f"emptyDir {cfg.volume_name} at {cfg.mount_path} (main's workingDir)")
+            )
         if not base:
             notes.warnings.append(
                 "the bootstrapper runs in the image's WORKDIR, which the YAML does not tell; "
@@ -119,8 +223,9 @@ def set_unbuffered(template: dict[str, Any], node: ElyraNode, place: Placement, 
     env = _main(template).setdefault("env", [])
     if any(e.get("name") == "PYTHONUNBUFFERED" for e in env):
         return notes
-    env.append({"name": "PYTHONUNBUFFERED", "value": "1"})
-    notes.added.append("env PYTHONUNBUFFERED=1")
+    unbuffered: EnvVar = {"name": "PYTHONUNBUFFERED", "value": "1"}
+    env.append(unbuffered)
+    notes.added.append(Change("unbuffered", "env PYTHONUNBUFFERED=1"))
     return notes
 
 
@@ -145,41 +250,53 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
         return notes
     main = _main(template)
     env = main.setdefault("env", [])
+    name = config.live.init_container_name
+    problem = (
+        f"a container named {name!r} already exists"
+        if name in _container_names(template)
+        else "main already sets ELYRA_SIDECAR_LIVE_*"
+        if any(e.get("name") in (LIVE_SCRIPT_ENV, LIVE_LOG_ENV) for e in env)
+        else "the work directory's volume is mounted read-only"
+        if place.shared_mount.get("readOnly")
+        else None
+    )
+    if problem is not None:
+        notes.warnings.append(f"no live output: {problem}")
+        return notes
     existing = next((e for e in env if e.get("name") == "PYTHONPATH"), None)
     if existing is not None and "value" not in existing:
         notes.warnings.append("no live output: PYTHONPATH comes from a reference, it cannot be extended")
         return notes
     live_dir = posixpath.join(place.run_dir, config.live.dir_name)  # inside the bootstrapper's directory
+    added: list[EnvVar] = []
     if existing is not None:
         existing["value"] = f"{live_dir}:{existing['value']}" if existing["value"] else live_dir
     else:
-        env.append({"name": "PYTHONPATH", "value": live_dir})
-    env.append({"name": LIVE_SCRIPT_ENV, "value": posixpath.basename(node.file)})
-    env.append({"name": LIVE_LOG_ENV, "value": posixpath.join(live_dir, log_file)})
-    mount = {"name": place.shared_mount["name"], "mountPath": place.shared_mount["mountPath"]}
-    if place.shared_mount.get("subPath"):
-        mount["subPath"] = place.shared_mount["subPath"]
+        added.append({"name": "PYTHONPATH", "value": live_dir})
+    added.append({"name": LIVE_SCRIPT_ENV, "value": posixpath.basename(node.file)})
+    added.append({"name": LIVE_LOG_ENV, "value": posixpath.join(live_dir, log_file)})
+    env += added
     cfg = config.sidecar
     template.setdefault("initContainers", []).append(
-        {
-            "name": config.live.init_container_name,
-            "image": cfg.image,
-            "imagePullPolicy": cfg.image_pull_policy,
-            "command": [cfg.command[0], contract.INSTALL_LIVE_COMMAND],
-            "args": ["--dest", live_dir],
-            "resources": copy_tree(cfg.resources),
-            "securityContext": copy_tree(cfg.security_context),
-            "volumeMounts": [mount],
-        }
+        tool_container(
+            config.live.init_container_name,
+            cfg=cfg,
+            command=[cfg.command[0], contract.INSTALL_LIVE_COMMAND],
+            args=["--dest", live_dir],
+            mount=copy_mount(place.shared_mount),
+        )
     )
     place.live_dir = live_dir
     notes.added.append(
-        f"live output: init container {config.live.init_container_name}, sitecustomize in {live_dir}"
+        Change(
+            "live_output",
+            f"live output: init container {config.live.init_container_name}, sitecustomize in {live_dir}",
+        )
     )
     return notes
 
 
-def _credential_env(main: dict[str, Any]) -> list[dict[str, Any]]:
+def _credential_env(main: dict[str, Any]) -> list[EnvVar]:
     wanted = set(contract.CREDENTIAL_ENV)
     return [copy_tree(e) for e in main.get("env") or [] if e.get("name") in wanted]
 
@@ -194,64 +311,53 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
     notes = Notes()
     log_file = node.log_file
     if log_file is None:
-        notes.added.append("no sidecar: notebooks write no .log")
+        notes.added.append(Change("note", "no sidecar: notebooks write no .log"))
         return notes
     if place.run_dir is None or place.shared_mount is None:
         notes.warnings.append("no sidecar: the log directory is not on a shared volume")
         return notes
     cfg = config.sidecar
-    sidecars = template.setdefault("sidecars", [])
-    if any(s.get("name") == cfg.name for s in sidecars):
-        notes.warnings.append(f"a sidecar named {cfg.name!r} already exists; not adding another")
+    if cfg.name in _container_names(template):
+        notes.warnings.append(f"a container named {cfg.name!r} already exists; not adding the sidecar")
         return notes
-    args = [contract.ARG_DIR, place.live_dir or place.run_dir, contract.ARG_FILE, log_file]
+    sidecars = template.setdefault("sidecars", [])
     main = _main(template)
     env = _credential_env(main)
+    options: list[tuple[str, str]] = [
+        (contract.ARG_DIR, place.live_dir or place.run_dir),
+        (contract.ARG_FILE, log_file),
+    ]
     if cfg.mirror:
-        args += [
-            contract.ARG_ENDPOINT,
-            node.cos_endpoint,
-            contract.ARG_BUCKET,
-            node.cos_bucket,
-            contract.ARG_KEY,
-            object_key(node.cos_directory, log_file),
-            contract.ARG_UPLOAD_INTERVAL,
-            _number(cfg.upload_interval_seconds),
+        options += [
+            (contract.ARG_ENDPOINT, node.cos_endpoint),
+            (contract.ARG_BUCKET, node.cos_bucket),
+            (contract.ARG_KEY, object_key(node.cos_directory, log_file)),
+            (contract.ARG_UPLOAD_INTERVAL, _number(cfg.upload_interval_seconds)),
         ]
         if cfg.ca_bundle:
-            args += [contract.ARG_CA_BUNDLE, cfg.ca_bundle]
-    args += [
-        contract.ARG_SHUTDOWN_DEADLINE,
-        _number(cfg.shutdown_deadline_seconds),
-        contract.ARG_FORMAT,
-        cfg.log_format,
+            options.append((contract.ARG_CA_BUNDLE, cfg.ca_bundle))
+    options += [
+        (contract.ARG_SHUTDOWN_DEADLINE, _number(cfg.shutdown_deadline_seconds)),
+        (contract.ARG_FORMAT, cfg.log_format),
     ]
-    mount: dict[str, Any] = {
-        "name": place.shared_mount["name"],
-        "mountPath": place.shared_mount["mountPath"],
-        "readOnly": True,
-    }
-    if place.shared_mount.get("subPath"):
-        mount["subPath"] = place.shared_mount["subPath"]
-    sidecar: dict[str, Any] = {
-        "name": cfg.name,
-        "image": cfg.image,
-        "imagePullPolicy": cfg.image_pull_policy,
-        "command": list(cfg.command),
-        "args": args,
-    }
-    if cfg.mirror and env:
-        sidecar["env"] = env
-    sidecar["resources"] = copy_tree(cfg.resources)
-    sidecar["securityContext"] = copy_tree(cfg.security_context)
-    sidecar["volumeMounts"] = [mount]
+    # `--name=value`, never `--name value`: a value starting with `-` (a script named `-x.py` logs to
+    # `-x.log`) would otherwise be read as an option and the sidecar would exit 2 at once.
+    args = [f"{name}={value}" for name, value in options]
+    sidecar = tool_container(
+        cfg.name,
+        cfg=cfg,
+        command=list(cfg.command),
+        args=args,
+        mount=copy_mount(place.shared_mount, read_only=True),
+        env=env if cfg.mirror else None,
+    )
     sidecars.append(sidecar)
     mirrored = (
         f", mirrored to s3://{node.cos_bucket}/{object_key(node.cos_directory, log_file)}"
         if cfg.mirror
         else ""
     )
-    notes.added.append(f"sidecar {cfg.name} following {log_file}{mirrored}")
+    notes.added.append(Change("sidecar", f"sidecar {cfg.name} following {log_file}{mirrored}"))
     return notes
 
 
@@ -259,20 +365,38 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def artifact_name(path: str, taken: set[str]) -> str:
+class Names(set[str]):
+    """Names in use (artifacts, parameters), handing out free ones in amortised constant time.
+
+    Per base it remembers the next suffix to try, so n names from one base cost O(n) checks in all, not
+    O(n^2): 15,000 `--outputs` that sanitise to one name once stalled the webhook for 29 s."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        super().__init__(names)
+        self._next: dict[str, int] = {}
+
+    def unique(self, base: str) -> str:
+        """`base`, or `base-2`, `base-3`, ... : the first one not taken; it is taken from now on."""
+        name = base
+        if name in self:
+            n = self._next.get(base, 2)
+            name = f"{base}-{n}"
+            while name in self:
+                n += 1
+                name = f"{base}-{n}"
+            self._next[base] = n + 1
+        self.add(name)
+        return name
+
+
+def artifact_name(path: str, taken: Names) -> str:
     """A name valid for Argo (`^[-a-zA-Z0-9_]+$`) made from `path`, unique against `taken` (updated)."""
-    return unique_name(_INVALID_NAME_CHARS.sub("-", path).strip("-") or "output", taken)
+    return taken.unique(_INVALID_NAME_CHARS.sub("-", path).strip("-") or "output")
 
 
-def unique_name(base: str, taken: set[str]) -> str:
+def unique_name(base: str, taken: Names) -> str:
     """`base`, or `base-2`, `base-3`, ... : the first one not in `taken` (which is updated)."""
-    name = base
-    n = 2
-    while name in taken:
-        name = f"{base}-{n}"
-        n += 1
-    taken.add(name)
-    return name
+    return taken.unique(base)
 
 
 def _artifact_source(entry: str, config: Config, notes: Notes) -> str | None:
@@ -280,6 +404,12 @@ def _artifact_source(entry: str, config: Config, notes: Notes) -> str | None:
     normalized = posixpath.normpath(entry)
     if posixpath.isabs(normalized) or normalized == ".." or normalized.startswith("../"):
         notes.warnings.append(f"output {entry!r} lies outside the working directory; not declared")
+        return None
+    if normalized == ".":
+        notes.warnings.append(
+            f"output {entry!r} is the working directory itself; not declared "
+            "(it would archive everything there: the bootstrapper, the dependencies, the logs)"
+        )
         return None
     if not any(w in normalized for w in _WILDCARDS):
         return normalized
@@ -310,8 +440,8 @@ def declare_output_artifacts(
         return notes
     outputs = template.setdefault("outputs", {})
     artifacts = outputs.setdefault("artifacts", [])
-    taken = {str(a.get("name")) for a in artifacts}
-    paths = {str(a.get("path")) for a in artifacts}
+    taken = Names(str(a.get("name")) for a in artifacts)
+    paths = {str(a.get("path")): str(a.get("name")) for a in artifacts}
     wanted: list[tuple[str, str, str]] = []  # (name hint, relative path, Elyra entry)
     if cfg.log and node.log_file:
         # In live mode the live copy is the log that exists on failure too.
@@ -328,16 +458,16 @@ def declare_output_artifacts(
     for hint, relative, entry in wanted:
         path = posixpath.normpath(posixpath.join(place.run_dir, relative))  # absolute `relative` wins
         if path in paths:
-            existing = next(str(a["name"]) for a in artifacts if str(a.get("path")) == path)
             if entry:
-                place.output_artifacts[entry] = (existing, relative)
+                place.output_artifacts[entry] = (paths[path], relative)
             continue
         name = artifact_name(hint, taken)
-        paths.add(path)
-        artifacts.append({"name": name, "path": path, "optional": True, "archive": {"tar": {}}})
+        paths[path] = name
+        artifact: Artifact = {"name": name, "path": path, "optional": True, "archive": {"tar": {}}}
+        artifacts.append(artifact)
         if entry:
             place.output_artifacts[entry] = (name, relative)
-        notes.added.append(f"output artifact {name} <- {path}")
+        notes.added.append(Change("output_artifact", f"output artifact {name} <- {path}"))
     return notes
 
 
@@ -347,23 +477,4 @@ def mark_transformed(template: dict[str, Any], node: ElyraNode, place: Placement
     __version__ = version()
     metadata = template.setdefault("metadata", {})
     metadata.setdefault("annotations", {})[TRANSFORMED_ANNOTATION] = __version__
-    return Notes(added=[f"annotation {TRANSFORMED_ANNOTATION}={__version__}"])
-
-
-NODE_STEPS = (
-    ("mount_work_dir", mount_work_dir),
-    ("set_unbuffered", set_unbuffered),
-    ("enable_live_output", enable_live_output),
-    ("add_log_sidecar", add_log_sidecar),
-    ("declare_output_artifacts", declare_output_artifacts),
-    ("mark_transformed", mark_transformed),
-)
-
-
-def copy_tree(value: Any) -> Any:
-    """A deep copy of plain YAML/JSON data (dicts, lists, scalars); much faster than copy.deepcopy."""
-    if isinstance(value, dict):
-        return {k: copy_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_tree(v) for v in value]
-    return value
+    return Notes(added=[Change("annotation", f"annotation {TRANSFORMED_ANNOTATION}={__version__}")])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -10,13 +9,13 @@ from typing import Any, Literal
 from elyra_sidecar import contract
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, is_elyra_candidate, read_elyra_node
-from elyra_sidecar.transformer._params import promote_env_parameters
+from elyra_sidecar.transformer._registry import NODE_STEPS, WORKFLOW_STEPS
 from elyra_sidecar.transformer._steps import (
-    NODE_STEPS,
     TRANSFORMED_ANNOTATION,
+    Change,
     Notes,
     Placement,
-    artifact_name,
+    RewrittenNode,
     copy_tree,
 )
 
@@ -49,7 +48,8 @@ class NodeReport:
     kind: str
     run_dir: str | None
     status: NodeStatus
-    added: tuple[str, ...] = ()
+    #: What the steps added, in step order; each reads as its text (the JSON report) and has a `kind`.
+    added: tuple[Change, ...] = ()
     warnings: tuple[str, ...] = ()
 
 
@@ -139,93 +139,61 @@ def _display_name(template: Mapping[str, Any]) -> str:
     return str(template.get("name", ""))
 
 
-def _enabled(step: str, config: Config) -> bool:
-    return {
-        "mount_work_dir": True,  # always computes where files land; adds the volume only if work_dir.enabled
-        "set_unbuffered": config.unbuffered,
-        "enable_live_output": config.live.mode != "off" and config.sidecar.enabled,
-        "add_log_sidecar": config.sidecar.enabled,
-        "declare_output_artifacts": config.artifacts.enabled,
-        "mark_transformed": True,  # idempotence rests on it
-    }[step]
+def _read_selected(
+    workflow: Mapping[str, Any], template: dict[str, Any], index: int, config: Config
+) -> ElyraNode | NodeReport | None:
+    """The node to rewrite; or the report of a node left alone (and why); None when it is no Elyra node."""
+    if not is_elyra_candidate(template):
+        return None
+    name = str(template.get("name", ""))
+    try:
+        node = read_elyra_node(template, index)
+    except NodeParseError as exc:
+        if config.strict:
+            raise
+        return NodeReport(
+            name,
+            _display_name(template),
+            "unknown",
+            "unknown",
+            None,
+            "unreadable",
+            warnings=(f"left untouched: {exc}",),
+        )
+    if node is None:  # pragma: no cover - is_elyra_candidate() said it is one
+        return None
+    if _annotation(template, ("metadata", "annotations", TRANSFORMED_ANNOTATION)) is not None:
+        status: NodeStatus | None = "already-transformed"
+    else:
+        status = _selection(workflow, template, config)
+    if status is not None:
+        return NodeReport(name, _display_name(template), node.version_label, node.kind, None, status)
+    return node
 
 
-def _rewrite_node(template: dict[str, Any], node: ElyraNode, config: Config) -> tuple[Placement, Notes]:
+def _run_node_steps(template: dict[str, Any], node: ElyraNode, config: Config) -> tuple[Placement, Notes]:
     place = Placement()
     notes = Notes()
-    for step_name, step in NODE_STEPS:
-        if _enabled(step_name, config):
-            result = step(template, node, place, config)
+    for step in NODE_STEPS:
+        if step.enabled(config):
+            result = step.run(template, node, place, config)
             notes.added += result.added
             notes.warnings += result.warnings
     return place, notes
 
 
-def _ancestors(task: str, deps: Mapping[str, list[str]]) -> list[str]:
-    """Ancestors of `task` nearest first (breadth-first over `dependencies`)."""
-    seen: list[str] = []
-    frontier = list(deps.get(task, []))
-    while frontier:
-        nxt: list[str] = []
-        for parent in frontier:
-            if parent not in seen:
-                seen.append(parent)
-                nxt += deps.get(parent, [])
-        frontier = nxt
-    return seen
-
-
-def wire_input_artifacts(
-    workflow: dict[str, Any],
-    nodes: Mapping[str, tuple[ElyraNode, Placement]],
-    config: Config,
-) -> dict[str, Notes]:
-    """Input artifacts from upstream nodes (lineage in the KFP UI), outside the bootstrapper's directory."""
-    notes: dict[str, Notes] = {name: Notes() for name in nodes}
-    templates = {t.get("name"): t for t in templates_of(workflow) if isinstance(t, dict)}
-    uses: dict[str, int] = {}
-    for template in templates.values():
-        for task in (template.get("dag") or {}).get("tasks") or []:
-            uses[str(task.get("template"))] = uses.get(str(task.get("template")), 0) + 1
-    for dag_template in templates.values():
-        tasks = (dag_template.get("dag") or {}).get("tasks") or []
-        by_name = {str(t.get("name")): t for t in tasks}
-        deps = {name: [str(d) for d in t.get("dependencies") or []] for name, t in by_name.items()}
-        for task_name, task in by_name.items():
-            consumer = str(task.get("template"))
-            if consumer not in nodes:
-                continue
-            node, _ = nodes[consumer]
-            if not node.inputs:
-                continue
-            if uses.get(consumer, 0) != 1:
-                notes[consumer].warnings.append("lineage: template used by several tasks; inputs not wired")
-                continue
-            template = templates[consumer]
-            inputs = template.setdefault("inputs", {}).setdefault("artifacts", [])
-            taken = {str(a.get("name")) for a in inputs}
-            for entry in node.inputs:
-                producer = next(
-                    (
-                        a
-                        for a in _ancestors(task_name, deps)
-                        if str(by_name[a].get("template")) in nodes
-                        and entry in nodes[str(by_name[a].get("template"))][1].output_artifacts
-                    ),
-                    None,
-                )
-                if producer is None:
-                    continue
-                produced, relative = nodes[str(by_name[producer].get("template"))][1].output_artifacts[entry]
-                name = artifact_name(f"{producer}-{produced}", taken)
-                path = f"{config.lineage.mount_path.rstrip('/')}/{producer}/{relative}"
-                inputs.append({"name": name, "path": path, "optional": True})
-                arguments = task.setdefault("arguments", {}).setdefault("artifacts", [])
-                arguments.append(
-                    {"name": name, "from": f"{{{{tasks.{producer}.outputs.artifacts.{produced}}}}}"}
-                )
-                notes[consumer].added.append(f"input artifact {name} <- {producer}.{produced} at {path}")
-    return notes
+def _with_templates(
+    workflow: Mapping[str, Any], templates: list[Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A shallow copy of `workflow` with its own spec holding `templates`; returns it and that spec."""
+    out = dict(workflow)
+    spec = dict(_spec_of(workflow))
+    spec["templates"] = templates
+    if workflow.get("kind") == "CronWorkflow":
+        out["spec"] = {**workflow["spec"], "workflowSpec": spec}
+    else:
+        out["spec"] = spec
+    return out, spec
 
 
 def transform(workflow: Mapping[str, Any], config: Config | None = None) -> TransformResult:
@@ -236,92 +204,44 @@ def transform(workflow: Mapping[str, Any], config: Config | None = None) -> Tran
     """
     config = config or Config()
     check_workflow(workflow)
-    out: dict[str, Any] = dict(workflow)  # shallow; only what changes is copied below
+    templates = templates_of(workflow)
     reports: list[NodeReport] = []
+    new_templates = list(templates)
+    rewritten: dict[str, RewrittenNode] = {}
+    notes: dict[str, Notes] = {}
+    for index, template in enumerate(templates):
+        read = _read_selected(workflow, template, index, config)
+        if not isinstance(read, ElyraNode):
+            reports += [read] if read is not None else []
+            continue
+        new_templates[index] = mine = copy_tree(template)
+        place, notes[read.template_name] = _run_node_steps(mine, read, config)
+        rewritten[read.template_name] = RewrittenNode(read, place)
+    if not rewritten:
+        return TransformResult(workflow=dict(workflow), nodes=tuple(reports), warnings=())
+    out, spec = _with_templates(workflow, new_templates)
     warnings: list[str] = []
-    rewritten: dict[str, tuple[ElyraNode, Placement]] = {}
-    node_notes: dict[str, Notes] = {}
-    new_templates: list[Any] | None = None
-    for index, template in enumerate(templates_of(workflow)):
-        if not is_elyra_candidate(template):
-            continue
-        name = str(template.get("name", ""))
-        try:
-            node = read_elyra_node(template, index)
-        except NodeParseError as exc:
-            if config.strict:
-                raise
-            reports.append(
-                NodeReport(
-                    name,
-                    _display_name(template),
-                    "unknown",
-                    "unknown",
-                    None,
-                    "unreadable",
-                    warnings=(f"left untouched: {exc}",),
-                )
-            )
-            continue
-        if node is None:  # pragma: no cover - is_elyra_candidate() said it is one
-            continue
-        status: NodeStatus | None = None
-        if _annotation(template, ("metadata", "annotations", TRANSFORMED_ANNOTATION)) is not None:
-            status = "already-transformed"
-        else:
-            status = _selection(workflow, template, config)
-        if status is not None:
-            reports.append(
-                NodeReport(name, _display_name(template), node.version_label, node.kind, None, status)
-            )
-            continue
-        if new_templates is None:
-            new_templates = list(templates_of(workflow))
-        mine = copy_tree(template)
-        new_templates[index] = mine
-        place, notes = _rewrite_node(mine, node, config)
-        rewritten[name] = (node, place)
-        node_notes[name] = notes
-    if new_templates is not None:
-        out = copy.copy(dict(workflow))
-        spec = dict(_spec_of(workflow))
-        if workflow.get("kind") == "CronWorkflow":
-            outer = dict(workflow["spec"])
-            outer["workflowSpec"] = spec
-            out["spec"] = outer
-        else:
-            out["spec"] = spec
-        spec["templates"] = new_templates
-        if config.lineage.enabled:
-            _copy_dag_templates(spec)
-            for name, extra in wire_input_artifacts(out, rewritten, config).items():
-                node_notes[name].added += extra.added
-                node_notes[name].warnings += extra.warnings
-        if config.parameters.promote_env:
-            promoted, promote_warnings = promote_env_parameters(out, spec, rewritten, config)
-            warnings += promote_warnings
-            for name, extra in promoted.items():
-                node_notes[name].added += extra.added
-    for name, (node, place) in rewritten.items():
-        notes = node_notes[name]
-        template = templates_of(out)[node.template_index]
-        reports.append(
-            NodeReport(
-                name,
-                _display_name(template),
-                node.version_label,
-                node.kind,
-                place.run_dir,
-                "transformed",
-                tuple(notes.added),
-                tuple(notes.warnings),
-            )
+    for step in WORKFLOW_STEPS:
+        if step.enabled(config):
+            result = step.run(out, spec, rewritten, config)
+            warnings += result.warnings
+            for name, extra in result.nodes.items():
+                notes[name].added += extra.added
+                notes[name].warnings += extra.warnings
+    final = templates_of(out)
+    reports += [
+        NodeReport(
+            name,
+            _display_name(final[r.node.template_index]),
+            r.node.version_label,
+            r.node.kind,
+            r.place.run_dir,
+            "transformed",
+            tuple(notes[name].added),
+            tuple(notes[name].warnings),
         )
-    order = {str(t.get("name")): i for i, t in enumerate(templates_of(workflow)) if isinstance(t, Mapping)}
+        for name, r in rewritten.items()
+    ]
+    order = {str(t.get("name")): i for i, t in enumerate(templates) if isinstance(t, Mapping)}
     reports.sort(key=lambda r: order.get(r.template, 0))
     return TransformResult(workflow=out, nodes=tuple(reports), warnings=tuple(warnings))
-
-
-def _copy_dag_templates(spec: dict[str, Any]) -> None:
-    """Lineage edits DAG tasks: give the output its own copies of the DAG templates first."""
-    spec["templates"] = [copy_tree(t) if isinstance(t, dict) and "dag" in t else t for t in spec["templates"]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import TextIO
@@ -22,6 +23,7 @@ from elyra_sidecar.transformer._io import (
     render_output,
     write_output,
 )
+from elyra_sidecar.transformer._steps import Change, ChangeKind
 from elyra_sidecar.transformer._transform import TransformResult, WorkflowError, transform
 
 __all__ = ["main"]
@@ -57,23 +59,24 @@ def parser() -> argparse.ArgumentParser:
     return t
 
 
-def _summary(added: tuple[str, ...]) -> str:
-    parts = []
-    if any(a.startswith("sidecar ") for a in added):
-        parts.append("log sidecar")
-    outputs = sum(a.startswith("output artifact ") for a in added)
-    inputs = sum(a.startswith("input artifact ") for a in added)
-    if outputs:
-        parts.append(f"{outputs} output artifact{'s' if outputs > 1 else ''}")
-    if inputs:
-        parts.append(f"{inputs} input artifact{'s' if inputs > 1 else ''}")
-    if any(a.startswith("live output") for a in added):
-        parts.append("live output")
-    params = sum(a.startswith("run parameter ") for a in added)
-    if params:
-        parts.append(f"{params} run parameter{'s' if params > 1 else ''}")
-    if any(a.startswith("env PYTHONUNBUFFERED") for a in added):
-        parts.append("unbuffered")
+#: The ADDED column: (change kind, label, counted?) in column order; other kinds are not shown.
+_SUMMARY: tuple[tuple[ChangeKind, str, bool], ...] = (
+    ("sidecar", "log sidecar", False),
+    ("output_artifact", "output artifact", True),
+    ("input_artifact", "input artifact", True),
+    ("live_output", "live output", False),
+    ("run_parameter", "run parameter", True),
+    ("unbuffered", "unbuffered", False),
+)
+
+
+def _summary(added: Sequence[Change]) -> str:
+    counts = Counter(change.kind for change in added)
+    parts = [
+        (f"{counts[kind]} {label}{'s' if counts[kind] > 1 else ''}" if counted else label)
+        for kind, label, counted in _SUMMARY
+        if counts[kind]
+    ]
     return ", ".join(parts) or "-"
 
 

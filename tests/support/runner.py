@@ -276,9 +276,10 @@ def run_step(
     if sidecar_spec is not None:
         side_mounts = {m["mountPath"]: volumes[m["name"]] for m in sidecar_spec.get("volumeMounts") or []}
         side_args = []
-        for arg in sidecar_spec.get("args") or []:
-            mapped = _map_path(arg, side_mounts) if isinstance(arg, str) and arg.startswith("/") else None
-            side_args.append(str(mapped) if mapped is not None else str(arg))
+        for arg in map(str, sidecar_spec.get("args") or []):
+            option, sep, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+            mapped = _map_path(value, side_mounts) if value.startswith("/") else None  # `--dir=/x` too
+            side_args.append(f"{option}{sep}{mapped}" if mapped is not None else arg)
         command = list(sidecar_spec["command"])
         if command[0] == "elyra-sidecar":
             command[0] = str(Path(sys.executable).parent / "elyra-sidecar")
