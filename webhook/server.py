@@ -37,7 +37,7 @@ from elyra_sidecar import diagnostics
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.webhook._workers import Answer, WorkerPool, available_cpus
 
-__all__ = ["CertReloader", "Metrics", "make_app", "serve"]
+__all__ = ["METRICS", "CertReloader", "Metrics", "make_app", "serve"]
 
 
 class CertReloader:
@@ -250,6 +250,7 @@ class _Listener:
 
 _STATE = web.AppKey("state", dict)
 _CONNECTIONS = web.AppKey("connections", dict)
+METRICS = web.AppKey("metrics", Metrics)
 
 
 def _body_read(request: web.Request) -> None:
@@ -283,7 +284,7 @@ def make_app(
     app = web.Application(client_max_size=config.webhook.max_request_bytes, middlewares=[_deadlines])
     app[_STATE] = {"ready": True}
     app[_CONNECTIONS] = {}
-    app["metrics"] = metrics
+    app[METRICS] = metrics
 
     async def decide(body: bytes) -> Answer:
         answer = await pool.admit(body, budget_seconds=budget)
