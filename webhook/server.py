@@ -293,11 +293,11 @@ def make_app(
             answer = Answer.not_injected(body, result="over_budget", reason=reason)
         return answer
 
-    def report(answer: Answer, elapsed: float) -> None:
+    def report(answer: Answer, elapsed: float, peer: str | None) -> None:
         if answer.nodes_transformed:
             metrics.injections.inc(answer.nodes_transformed)
         if answer.status != 200:
-            log.warning("bad_request", result=answer.result, reason=answer.reason)
+            log.warning("bad_request", result=answer.result, reason=answer.reason, peer=peer)
             return
         event: dict[str, Any] = {
             "uid": answer.uid,
@@ -306,6 +306,7 @@ def make_app(
             "result": answer.result,
             "reason": answer.reason,
             "ms": round(elapsed * 1e3, 2),
+            "peer": peer,  # the API server's address, to name in the chart's networkPolicy.ingressFrom
         }
         if answer.stray_output:  # something in the transform printed: kept as a field, never raw
             event["stray_output"] = answer.stray_output
@@ -332,7 +333,7 @@ def make_app(
             _body_read(request)
             answer = await decide(body)
             result = answer.result
-            report(answer, time.perf_counter() - started)
+            report(answer, time.perf_counter() - started, request.remote)
             return web.Response(body=answer.body, status=answer.status, content_type="application/json")
         finally:  # every request counted exactly once, whatever happened
             metrics.requests.labels(result).inc()
