@@ -95,6 +95,9 @@ class TestChart:
             assert 2 <= probe["timeoutSeconds"] < probe["periodSeconds"]
         assert c["command"] == ["elyra-sidecar", "webhook"]
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (tmp,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/tmp"]  # the workers' forkserver socket
+        assert "emptyDir" in volumes[tmp["name"]] and not tmp.get("readOnly")
         for arg in c["args"]:
             if arg.startswith(("--config=", "--tls-cert=", "--tls-key=")):
                 path = arg.split("=", 1)[1]
@@ -208,6 +211,19 @@ class TestChart:
         )
         assert config.webhook.request_budget_seconds < hook["timeoutSeconds"]
         assert config.webhook.workers == 2
+
+    def test_memory_limit_covers_the_connection_limits(self, rendered):
+        """The container's memory limit holds the processes plus every allowed connection with a full body."""
+        _, objs = rendered
+        (c,) = objs["Deployment/rel-elyra-sidecar"]["spec"]["template"]["spec"]["containers"]
+        config = config_from_mapping(
+            yaml.safe_load(objs["ConfigMap/rel-elyra-sidecar"]["data"]["config.yaml"])
+        )
+        mib = 1 << 20
+        limit = int(c["resources"]["limits"]["memory"].removesuffix("Mi")) * mib
+        processes = 60 * mib + (config.webhook.workers or 2) * 45 * mib  # server + forkserver, workers
+        connections = config.webhook.max_connections * (config.webhook.max_request_bytes + mib * 3 // 10)
+        assert processes + connections < limit
         proc = helm(
             "template",
             "rel",

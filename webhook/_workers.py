@@ -187,7 +187,12 @@ class WorkerPool:
             return
 
         async def respawn() -> None:
-            fresh = await self._spawn()
+            while True:  # a worker that cannot start now (no memory, no pids) is tried again
+                try:
+                    fresh = await self._spawn()
+                    break
+                except Exception:  # anything that stops a start is worth a retry
+                    await asyncio.sleep(1.0)
             if self._closed or self._idle is None:
                 fresh.kill()
                 fresh.reap()
@@ -197,6 +202,11 @@ class WorkerPool:
         task = loop.create_task(respawn())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    @property
+    def alive(self) -> int:
+        """Workers running (idle or busy); fewer than `count` while replacements start."""
+        return len(self._all)
 
     async def admit(self, body: bytes, *, budget_seconds: float) -> Answer | None:
         """The answer of an idle worker, or None when waiting for one plus its work overran the budget."""

@@ -10,8 +10,9 @@ Built on aiohttp (asyncio-native, well maintained) for HTTP only; this module ow
 - the reviews: run by worker processes (`_workers`), one per core, within `webhook.request_budget_seconds`;
   this loop only moves bytes, so /healthz and /readyz answer while a big review is being transformed.
 
-Endpoints: POST /mutate (AdmissionReview v1), GET /healthz (alive), GET /readyz (not shutting down),
-GET /metrics (Prometheus). Every log line is structlog key/value fields, rendered as JSON in a cluster.
+Endpoints: POST /mutate (AdmissionReview v1), GET /healthz (alive), GET /readyz (not shutting down, a
+worker running), GET /metrics (Prometheus). Every log line is structlog key/value fields, rendered as
+JSON in a cluster.
 """
 
 from __future__ import annotations
@@ -343,11 +344,11 @@ def make_app(
         return web.Response(text="ok\n")
 
     async def readyz(request: web.Request) -> web.Response:
-        return (
-            web.Response(text="ready\n")
-            if request.app[_STATE]["ready"]
-            else web.Response(text="shutting down\n", status=503)
-        )
+        if not request.app[_STATE]["ready"]:
+            return web.Response(text="shutting down\n", status=503)
+        if not pool.alive:
+            return web.Response(text="no worker process running\n", status=503)
+        return web.Response(text="ready\n")
 
     async def metrics_view(_: web.Request) -> web.Response:
         return web.Response(
