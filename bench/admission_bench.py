@@ -69,6 +69,24 @@ def start_server(tmp: Path, port: int, workers: int | None, tree: Path) -> subpr
     )
 
 
+def cpu_seconds(root: int) -> tuple[float, float]:
+    """CPU time (user + system) of process `root` itself, and of all its descendants alive now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    descendants, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in stats.items() if ppid in frontier} - descendants
+        descendants |= frontier
+    return stats.get(root, (0, 0.0))[1], sum(stats[pid][1] for pid in descendants)
+
+
 def free_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -119,6 +137,7 @@ def measure(tmp: Path, context: ssl.SSLContext, body: bytes, workers: int | None
             with lock:
                 latencies.extend(mine)
 
+        cpu_before = cpu_seconds(server.pid)
         t0 = time.perf_counter()
         threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
         for t in threads:
@@ -126,6 +145,7 @@ def measure(tmp: Path, context: ssl.SSLContext, body: bytes, workers: int | None
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
+        cpu_after = cpu_seconds(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -138,6 +158,9 @@ def measure(tmp: Path, context: ssl.SSLContext, body: bytes, workers: int | None
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3,
         "throughput_rps": len(latencies) / wall,
         "requests": len(latencies),
+        # CPU of the server process (TLS, HTTP, handing bodies over) and of its workers, per request
+        "server_cpu_ms_per_request": (cpu_after[0] - cpu_before[0]) / len(latencies) * 1e3,
+        "workers_cpu_ms_per_request": (cpu_after[1] - cpu_before[1]) / len(latencies) * 1e3,
     }
 
 
@@ -193,13 +216,17 @@ def main() -> int:
     }
     (ROOT / "bench" / "results" / "admission.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"{NODES}-node Workflow ({len(body) / 1e3:.0f} kB), {cores} cores; {CLIENTS} concurrent clients:")
-    print("| server | alone p50 | alone p99 | 20 clients p50 | 20 clients p99 | req/s | p99 / alone p50 |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| server | alone p50 | alone p99 | 20 clients p50 | 20 clients p99 | req/s | p99 / alone p50 "
+        "| CPU/request: server + workers |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in runs:
         print(
             f"| {r['server']} | {r['one_client_p50_ms']:.1f} ms | {r['one_client_p99_ms']:.1f} ms "
             f"| {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['throughput_rps']:.0f} req/s "
-            f"| {r['p99_ms'] / r['one_client_p50_ms']:.1f}x |"
+            f"| {r['p99_ms'] / r['one_client_p50_ms']:.1f}x "
+            f"| {r['server_cpu_ms_per_request']:.1f} + {r['workers_cpu_ms_per_request']:.1f} ms |"
         )
     print(
         f"bare transform() median {result['transform_median_ms']:.1f} ms; "

@@ -1,4 +1,7 @@
-"""The real webhook server: real TLS on 127.0.0.1, real process, real signals."""
+"""The real webhook server: real TLS on 127.0.0.1, real process, real signals, real slow clients.
+
+Answers, metrics and log events of the HTTP layer are tested in-process in test_webhook_app.py.
+"""
 
 from __future__ import annotations
 
@@ -151,29 +154,6 @@ class TestServer:
         assert response["uid"] == "abc"
         cfg = replace(Config(), selection=replace(Config().selection, only_annotated=True))
         assert patched(workflow, response) == transform(workflow, cfg).workflow
-
-    def test_health_readiness_metrics(self, server):
-        """/healthz, /readyz, and /metrics counting requests, injections and errors."""
-        assert server.get("/healthz")[0] == 200
-        workflow = annotate(load_fixture(FIXTURES / "elyra-3.15.0-three-node.yaml"), "workflow")
-        server.request("POST", "/mutate", json.dumps(review(workflow)).encode())
-        server.request("POST", "/mutate", json.dumps({"kind": "nonsense"}).encode())
-        status, text = server.get("/metrics")
-        assert status == 200
-        metrics = text.decode()
-        assert 'elyra_sidecar_admission_requests_total{result="patched"} 1.0' in metrics
-        assert "elyra_sidecar_admission_injections_total 3.0" in metrics
-        assert "elyra_sidecar_admission_errors_total 1.0" in metrics
-        assert "elyra_sidecar_admission_duration_seconds_count 2.0" in metrics
-
-    def test_bad_json_and_oversize_bodies(self, tmp_path):
-        """Not JSON: 400. Over webhook.max_request_bytes: 413 (the API server then applies failurePolicy)."""
-        srv = Server(tmp_path, trustme.CA(), "webhook:\n  max_request_bytes: 1000\n")
-        try:
-            assert srv.request("POST", "/mutate", b"{not json")[0] == 400
-            assert srv.request("POST", "/mutate", b"[" + b"1," * 1000 + b"1]")[0] == 413
-        finally:
-            srv.stop()
 
     def test_certificate_swapped_on_disk_is_served_without_restart(self, server):
         """A new certificate written to the files is what new connections see, same process."""

@@ -156,8 +156,14 @@ class WorkerPool:
         self._pending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        """Start every worker; OSError (for the CLI's `Error:` line) when one cannot start."""
         self._idle = asyncio.Queue()
-        for worker in await asyncio.gather(*(self._spawn() for _ in range(self.count))):
+        try:
+            workers = await asyncio.gather(*(self._spawn() for _ in range(self.count)))
+        except (OSError, EOFError, RuntimeError) as exc:  # e.g. no writable temporary directory
+            await self.close()
+            raise OSError(f"webhook worker processes could not start: {type(exc).__name__}: {exc}") from exc
+        for worker in workers:
             self._idle.put_nowait(worker)
 
     async def _spawn(self) -> _Worker:
