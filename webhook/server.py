@@ -130,11 +130,14 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._made = False
         self._expired = False
+        self._lost = False
         self._timer: asyncio.TimerHandle | None = None
         self.arm()
 
     def arm(self) -> None:
         self.disarm()
+        if self._lost:  # a handler finishing after its connection went away
+            return
         self._timer = asyncio.get_running_loop().call_later(self.listener.read_timeout, self._expire)
 
     def disarm(self) -> None:
@@ -172,6 +175,7 @@ class _Connection(asyncio.Protocol):
         self.handler.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         self.disarm()
         self.listener.release(self)
         if self._made:
@@ -238,7 +242,7 @@ class _Listener:
                 ssl_handshake_timeout=self.read_timeout,
             )
         except BaseException:  # failed or timed out handshake (or shutdown): the slot is free again
-            conn.disarm()
+            conn.connection_lost(None)
             self.release(conn)
             with contextlib.suppress(OSError):
                 client.close()
