@@ -216,6 +216,24 @@ def config_text(**webhook: object) -> str:
     return "webhook:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in settings.items())
 
 
+def _read_one_response(s: ssl.SSLSocket) -> tuple[int, bytes]:
+    """One HTTP/1.1 response (Content-Length framed) from a keep-alive connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed before a response"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += s.recv(65536)
+    return int(head.split()[1]), body
+
+
 def _closed_by_peer(s: ssl.SSLSocket) -> bool:
     """True once the server has closed the connection (EOF or reset); False on our own socket timeout."""
     try:
@@ -294,6 +312,26 @@ class TestSlowClients:
             assert wait_for(lambda: srv.metric("elyra_sidecar_webhook_connections") == 1, timeout=5)
             assert srv.metric("elyra_sidecar_webhook_connection_timeouts_total") == self.COUNT
             assert srv.get("/healthz")[0] == 200
+        finally:
+            srv.stop()
+
+    def test_keep_alive_idles_but_a_later_request_has_the_read_timeout(self, tmp_path):
+        """A keep-alive connection idle for longer than the read timeout still takes its next request; a
+        next request that stalls is closed once the read timeout has passed since its first byte."""
+        srv = Server(tmp_path, trustme.CA(), config_text(read_timeout_seconds=self.READ_TIMEOUT))
+        try:
+            request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            with srv.connect() as s:
+                s.sendall(request)
+                assert _read_one_response(s)[0] == 200
+                time.sleep(2 * self.READ_TIMEOUT)
+                s.sendall(request)
+                assert _read_one_response(s)[0] == 200
+                s.sendall(request[:10])
+                started = time.monotonic()
+                s.settimeout(3 * self.READ_TIMEOUT)
+                assert _closed_by_peer(s)
+                assert time.monotonic() - started >= self.READ_TIMEOUT * 0.9
         finally:
             srv.stop()
 

@@ -3,8 +3,8 @@
 Built on aiohttp (asyncio-native, well maintained) for HTTP only; this module owns the rest:
 - the listening socket and its accept loop: at most `webhook.max_connections` connections are open (more
   wait in the kernel's accept queue, costing us nothing), and each gets `webhook.read_timeout_seconds` for
-  its TLS handshake, headers and body, and again for taking its response and sending the next request
-  (aiohttp bounds none of these: a half-sent request held ~0.3 MB forever);
+  its TLS handshake, headers and body, then may idle `IDLE_SECONDS` between requests (aiohttp bounds
+  none of these: a half-sent request held ~0.3 MB forever);
 - the TLS context: each new connection gets the current one; a renewed pair on disk is loaded into a
   new context, checked, and swapped in only when it loads, so a broken renewal never breaks handshakes;
 - the reviews: run by worker processes (`_workers`), one per core, within `webhook.request_budget_seconds`;
@@ -120,6 +120,12 @@ class Metrics:
         )
 
 
+#: Seconds a keep-alive connection may stay idle between requests (or take to read an answer): above the
+#: 90 s after which Go's HTTP client, the API server's, drops idle connections, so that it closes them
+#: first and never sends a request on a connection we are closing.
+IDLE_SECONDS = 120.0
+
+
 class _Connection(asyncio.Protocol):
     """One accepted connection: aiohttp's request handler inside, a deadline around everything the
     client controls (handshake, headers, body, taking the response), none around our own processing."""
@@ -131,14 +137,24 @@ class _Connection(asyncio.Protocol):
         self._made = False
         self._expired = False
         self._lost = False
+        self._idle = False
         self._timer: asyncio.TimerHandle | None = None
         self.arm()
 
-    def arm(self) -> None:
+    def arm(self, seconds: float | None = None) -> None:
+        """Close the connection unless it completes a request (or goes idle) within `seconds`."""
         self.disarm()
+        self._idle = False
         if self._lost:  # a handler finishing after its connection went away
             return
-        self._timer = asyncio.get_running_loop().call_later(self.listener.read_timeout, self._expire)
+        seconds = self.listener.read_timeout if seconds is None else seconds
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def idle(self) -> None:
+        """An answer is on its way: the client may keep the connection idle for a while (keep-alive);
+        once it starts sending its next request, that has the read timeout again."""
+        self.arm(IDLE_SECONDS)
+        self._idle = True
 
     def disarm(self) -> None:
         if self._timer is not None:
@@ -163,6 +179,8 @@ class _Connection(asyncio.Protocol):
         self.handler.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._idle:
+            self.arm()
         self.handler.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -276,7 +294,7 @@ async def _deadlines(
         return await handler(request)
     finally:
         if conn is not None:
-            conn.arm()  # the client now has the read timeout to take this answer and send its next request
+            conn.idle()
 
 
 def make_app(
@@ -395,7 +413,7 @@ async def _serve(config: Config, reloader: CertReloader, sock: socket.socket, lo
         handle_signals=False,
         access_log=None,
         shutdown_timeout=config.webhook.shutdown_grace_seconds,
-        keepalive_timeout=config.webhook.read_timeout_seconds,
+        keepalive_timeout=IDLE_SECONDS + config.webhook.read_timeout_seconds,  # ours closes first
     )
     await runner.setup()
     assert runner.server is not None  # noqa: S101 - set by setup()
