@@ -153,6 +153,7 @@ class WorkerPool:
         self._idle: asyncio.Queue[_Worker] | None = None
         self._all: set[_Worker] = set()
         self._closed = False
+        self._start_failed = False
         self._pending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -196,8 +197,10 @@ class WorkerPool:
             while True:  # a worker that cannot start now (no memory, no pids) is tried again
                 try:
                     fresh = await self._spawn()
+                    self._start_failed = False
                     break
                 except Exception:  # anything that stops a start is worth a retry
+                    self._start_failed = True
                     await asyncio.sleep(1.0)
             if self._closed or self._idle is None:
                 fresh.kill()
@@ -210,9 +213,9 @@ class WorkerPool:
         task.add_done_callback(self._pending.discard)
 
     @property
-    def alive(self) -> int:
-        """Workers running (idle or busy); fewer than `count` while replacements start."""
-        return len(self._all)
+    def healthy(self) -> bool:
+        """False when no worker runs and the last start failed (a replacement starting is fine)."""
+        return bool(self._all) or not self._start_failed
 
     async def admit(self, body: bytes, *, budget_seconds: float) -> Answer | None:
         """The answer of an idle worker, or None when waiting for one plus its work overran the budget."""

@@ -10,8 +10,8 @@ Built on aiohttp (asyncio-native, well maintained) for HTTP only; this module ow
 - the reviews: run by worker processes (`_workers`), one per core, within `webhook.request_budget_seconds`;
   this loop only moves bytes, so /healthz and /readyz answer while a big review is being transformed.
 
-Endpoints: POST /mutate (AdmissionReview v1), GET /healthz (alive), GET /readyz (not shutting down, a
-worker running), GET /metrics (Prometheus). Every log line is structlog key/value fields, rendered as
+Endpoints: POST /mutate (AdmissionReview v1), GET /healthz (alive), GET /readyz (not shutting down, workers
+can start), GET /metrics (Prometheus). Every log line is structlog key/value fields, rendered as
 JSON in a cluster.
 """
 
@@ -164,7 +164,8 @@ class _Connection(asyncio.Protocol):
     def _expire(self) -> None:
         self._timer = None
         self._expired = True
-        self.listener.metrics.timeouts.inc()
+        if not self._idle:  # an idle keep-alive connection closing is normal, not a slow client
+            self.listener.metrics.timeouts.inc()
         if self.transport is not None:
             self.transport.abort()
         # else: still in the TLS handshake, which has the same timeout of its own
@@ -368,8 +369,8 @@ def make_app(
     async def readyz(request: web.Request) -> web.Response:
         if not request.app[_STATE]["ready"]:
             return web.Response(text="shutting down\n", status=503)
-        if not pool.alive:
-            return web.Response(text="no worker process running\n", status=503)
+        if not pool.healthy:
+            return web.Response(text="no worker process can start\n", status=503)
         return web.Response(text="ready\n")
 
     async def metrics_view(_: web.Request) -> web.Response:
