@@ -4,7 +4,9 @@ A 50-node opted-in Workflow (real fixture nodes, as in transform_bench), the ser
 process with TLS on 127.0.0.1: first 100 requests from one client alone, then 20 client threads each on
 its own keep-alive TLS connection posting the AdmissionReview 25 times (500 requests after a warm-up);
 once with one worker process and once with one per core, in the same run. Reports p50/p99 of the
-request latency, the median transform() time and the JSON load+dump of the review beside it. Writes
+request latency, the median transform() time and the JSON load+dump of the review beside it. Then 1000
+TLS clients that stall mid-request: the server's memory growth, and how many it still holds after 15 s.
+With --reference, another checkout's server is measured the same way first. Writes
 bench/results/admission.json.
 Run: .venv/bin/python bench/admission_bench.py [--reference /path/to/another/checkout]
 """
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +39,7 @@ from elyra_sidecar.transformer import config_from_mapping, transform  # noqa: E4
 from elyra_sidecar.webhook._workers import available_cpus  # noqa: E402
 
 NODES, CLIENTS, PER_CLIENT = 50, 20, 25
+STALLED = 1000
 
 
 def start_server(tmp: Path, port: int, workers: int | None, tree: Path) -> subprocess.Popen[bytes]:
@@ -164,6 +168,64 @@ def measure(tmp: Path, context: ssl.SSLContext, body: bytes, workers: int | None
     }
 
 
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
+def stalled_clients(tmp: Path, context: ssl.SSLContext, tree: Path, workers: int | None) -> dict:
+    """STALLED clients each send half a request over TLS and stop: the server's memory while they hang
+    on, and how many connections it still holds after 3x the default read timeout (5 s)."""
+    port = free_port()
+    server = start_server(tmp, port, workers, tree)
+    head = b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" + b" " * 100_000
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                probe = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+                probe.request("GET", "/healthz")
+                probe.getresponse().read()
+                probe.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        before = rss_mib(server.pid)
+
+        def stall() -> socket.socket:
+            raw = socket.create_connection(("127.0.0.1", port))
+            tls = context.wrap_socket(raw, server_hostname="127.0.0.1", do_handshake_on_connect=False)
+            tls.settimeout(2)  # beyond the server's connection limit the handshake waits: leave it so
+            try:
+                tls.do_handshake()
+                tls.sendall(head)
+            except OSError:
+                pass
+            return tls
+
+        fds_before = sum(1 for _ in Path(f"/proc/{server.pid}/fd").iterdir())
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            clients = list(pool.map(lambda _: stall(), range(STALLED)))
+        time.sleep(1)
+        held = rss_mib(server.pid) - before
+        time.sleep(15)
+        # Sockets the server process still holds (those waiting in its accept queue are the kernel's).
+        still_open = sum(1 for _ in Path(f"/proc/{server.pid}/fd").iterdir()) - fds_before
+        for s in clients:
+            s.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return {
+        "server": "reference" if tree != ROOT else f"{workers} worker(s)",
+        "stalled_clients": STALLED,
+        "rss_growth_mib": held,
+        "still_open_after_15s": still_open,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
@@ -196,6 +258,8 @@ def main() -> int:
     cores = available_cpus()
     runs = [measure(tmp, context, body, None, reference)] if reference else []
     runs += [measure(tmp, context, body, workers) for workers in sorted({1, cores})]
+    stalled = [stalled_clients(tmp, context, reference, None)] if reference else []
+    stalled.append(stalled_clients(tmp, context, ROOT, cores))
     config = config_from_mapping({"selection": {"only_annotated": True}})
     bare, floor = [], []
     for _ in range(20):
@@ -213,6 +277,7 @@ def main() -> int:
         "transform_median_ms": statistics.median(bare) * 1e3,
         "json_load_dump_median_ms": statistics.median(floor) * 1e3,
         "runs": runs,
+        "stalled": stalled,
     }
     (ROOT / "bench" / "results" / "admission.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"{NODES}-node Workflow ({len(body) / 1e3:.0f} kB), {cores} cores; {CLIENTS} concurrent clients:")
@@ -227,6 +292,12 @@ def main() -> int:
             f"| {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['throughput_rps']:.0f} req/s "
             f"| {r['p99_ms'] / r['one_client_p50_ms']:.1f}x "
             f"| {r['server_cpu_ms_per_request']:.1f} + {r['workers_cpu_ms_per_request']:.1f} ms |"
+        )
+    print(f"{STALLED} clients stalled mid-request:")
+    for r in stalled:
+        print(
+            f"  {r['server']}: RSS +{r['rss_growth_mib']:.0f} MiB while they hang on, "
+            f"{r['still_open_after_15s']} still open after 15 s"
         )
     print(
         f"bare transform() median {result['transform_median_ms']:.1f} ms; "
