@@ -102,8 +102,12 @@ def _child(conn: Connection, config: Config) -> None:
         try:
             with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
                 outcome = admit_body(body, config)
-        except BaseException as exc:
-            outcome = Outcome(None, "bad_request", f"internal error: {type(exc).__name__}")
+        except BaseException as exc:  # admit() guards itself: this is the last resort (MemoryError, ...)
+            reason = f"internal error: {type(exc).__name__}"
+            try:
+                outcome = not_injected(body, result="error", reason=reason)
+            except BaseException:  # not even that: the server answers 400
+                outcome = Outcome(None, "bad_request", reason)
         answer = Answer.of(outcome, captured.getvalue())
         header = {k: v for k, v in vars(answer).items() if k != "body"}
         conn.send_bytes(json.dumps(header).encode())
