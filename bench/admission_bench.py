@@ -1,16 +1,22 @@
 """Admission latency of the real webhook server, next to the bare transform() of the same Workflow.
 
 A 50-node opted-in Workflow (real fixture nodes, as in transform_bench), the server started as its own
-process with TLS on 127.0.0.1, 20 client threads each on its own keep-alive TLS connection posting
-the AdmissionReview 25 times (500 requests after a warm-up). Reports p50/p99 of the request latency and
-the median transform() time. Writes bench/results/admission.json.
-Run: .venv/bin/python bench/admission_bench.py
+process with TLS on 127.0.0.1: first 100 requests from one client alone, then 20 client threads each on
+its own keep-alive TLS connection posting the AdmissionReview 25 times (500 requests after a warm-up);
+once with one worker process and once with one per core, in the same run. Reports p50/p99 of the
+request latency, the median transform() time and the JSON load+dump of the review beside it. Then 1000
+TLS clients that stall mid-request: the server's memory growth, and how many it still holds after 15 s.
+With --reference, another checkout's server is measured the same way first. Writes
+bench/results/admission.json.
+Run: .venv/bin/python bench/admission_bench.py [--reference /path/to/another/checkout]
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
+import os
 import signal
 import socket
 import ssl
@@ -20,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,40 +36,27 @@ import trustme  # noqa: E402
 
 from bench.transform_bench import synthetic  # noqa: E402
 from elyra_sidecar.transformer import config_from_mapping, transform  # noqa: E402
+from elyra_sidecar.webhook._workers import available_cpus  # noqa: E402
 
 NODES, CLIENTS, PER_CLIENT = 50, 20, 25
+STALLED = 1000
 
 
-def main() -> int:
-    workflow = synthetic(NODES)
-    workflow["metadata"]["annotations"] = {"elyra-sidecar/inject": "true"}
-    review = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "bench",
-            "kind": {"group": "argoproj.io", "version": "v1alpha1", "kind": "Workflow"},
-            "operation": "CREATE",
-            "namespace": "bench",
-            "object": workflow,
-        },
-    }
-    body = json.dumps(review).encode()
-    tmp = Path(tempfile.mkdtemp())
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1")
-    (tmp / "tls.crt").write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
-    (tmp / "tls.key").write_bytes(leaf.private_key_pem.bytes())
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    server = subprocess.Popen(
+def start_server(tmp: Path, port: int, workers: int | None, tree: Path) -> subprocess.Popen[bytes]:
+    config: list[str] = []
+    if workers is not None:
+        # A budget far above any queueing here: this measures latency, not the budget's cut-off.
+        (tmp / f"config-{workers}.yaml").write_text(
+            f"webhook:\n  workers: {workers}\n  request_budget_seconds: 25\n"
+        )
+        config = ["--config", str(tmp / f"config-{workers}.yaml")]
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "elyra_sidecar",
             "webhook",
+            *config,
             "--tls-cert",
             str(tmp / "tls.crt"),
             "--tls-key",
@@ -74,10 +68,42 @@ def main() -> int:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        cwd=ROOT,
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},  # that tree's elyra_sidecar, not the installed one
     )
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
+
+
+def cpu_seconds(root: int) -> tuple[float, float]:
+    """CPU time (user + system) of process `root` itself, and of all its descendants alive now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    descendants, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in stats.items() if ppid in frontier} - descendants
+        descendants |= frontier
+    return stats.get(root, (0, 0.0))[1], sum(stats[pid][1] for pid in descendants)
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def measure(tmp: Path, context: ssl.SSLContext, body: bytes, workers: int | None, tree: Path = ROOT) -> dict:
+    """One server (`workers` worker processes; None: the tree's defaults): 100 requests from one client,
+    then 20 clients at once."""
+    port = free_port()
+    server = start_server(tmp, port, workers, tree)
 
     def post(conn: http.client.HTTPSConnection) -> float:
         t0 = time.perf_counter()
@@ -90,7 +116,7 @@ def main() -> int:
         return elapsed
 
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while True:
             try:
                 warm = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
@@ -115,6 +141,7 @@ def main() -> int:
             with lock:
                 latencies.extend(mine)
 
+        cpu_before = cpu_seconds(server.pid)
         t0 = time.perf_counter()
         threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
         for t in threads:
@@ -122,42 +149,160 @@ def main() -> int:
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
+        cpu_after = cpu_seconds(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+    latencies.sort()
+    return {
+        "server": "reference" if tree != ROOT else f"{workers} worker(s)",
+        "one_client_p50_ms": serial[50] * 1e3,
+        "one_client_p99_ms": serial[98] * 1e3,
+        "p50_ms": latencies[len(latencies) // 2] * 1e3,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3,
+        "throughput_rps": len(latencies) / wall,
+        "requests": len(latencies),
+        # CPU of the server process (TLS, HTTP, handing bodies over) and of its workers, per request
+        "server_cpu_ms_per_request": (cpu_after[0] - cpu_before[0]) / len(latencies) * 1e3,
+        "workers_cpu_ms_per_request": (cpu_after[1] - cpu_before[1]) / len(latencies) * 1e3,
+    }
+
+
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
+def stalled_clients(tmp: Path, context: ssl.SSLContext, tree: Path, workers: int | None) -> dict:
+    """STALLED clients each send half a request over TLS and stop: the server's memory while they hang
+    on, and how many connections it still holds after 3x the default read timeout (5 s)."""
+    port = free_port()
+    server = start_server(tmp, port, workers, tree)
+    head = b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" + b" " * 100_000
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                probe = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+                probe.request("GET", "/healthz")
+                probe.getresponse().read()
+                probe.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        before = rss_mib(server.pid)
+
+        def stall() -> socket.socket:
+            raw = socket.create_connection(("127.0.0.1", port))
+            tls = context.wrap_socket(raw, server_hostname="127.0.0.1", do_handshake_on_connect=False)
+            tls.settimeout(2)  # beyond the server's connection limit the handshake waits: leave it so
+            try:
+                tls.do_handshake()
+                tls.sendall(head)
+            except OSError:
+                pass
+            return tls
+
+        fds_before = sum(1 for _ in Path(f"/proc/{server.pid}/fd").iterdir())
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            clients = list(pool.map(lambda _: stall(), range(STALLED)))
+        time.sleep(1)
+        held = rss_mib(server.pid) - before
+        time.sleep(15)
+        # Sockets the server process still holds (those waiting in its accept queue are the kernel's).
+        still_open = max(0, sum(1 for _ in Path(f"/proc/{server.pid}/fd").iterdir()) - fds_before)
+        for s in clients:
+            s.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return {
+        "server": "reference" if tree != ROOT else f"{workers} worker(s)",
+        "stalled_clients": STALLED,
+        "rss_growth_mib": held,
+        "still_open_after_15s": still_open,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="another checkout (e.g. `git worktree add /tmp/ref main`): its server measured first, same way",
+    )
+    reference = parser.parse_args().reference
+    workflow = synthetic(NODES)
+    workflow["metadata"]["annotations"] = {"elyra-sidecar/inject": "true"}
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "bench",
+            "kind": {"group": "argoproj.io", "version": "v1alpha1", "kind": "Workflow"},
+            "operation": "CREATE",
+            "namespace": "bench",
+            "object": workflow,
+        },
+    }
+    body = json.dumps(review).encode()
+    tmp = Path(tempfile.mkdtemp())
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    (tmp / "tls.crt").write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
+    (tmp / "tls.key").write_bytes(leaf.private_key_pem.bytes())
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    cores = available_cpus()
+    runs = [measure(tmp, context, body, None, reference)] if reference else []
+    runs += [measure(tmp, context, body, workers) for workers in sorted({1, cores})]
+    stalled = [stalled_clients(tmp, context, reference, None)] if reference else []
+    stalled.append(stalled_clients(tmp, context, ROOT, cores))
     config = config_from_mapping({"selection": {"only_annotated": True}})
-    bare = []
+    bare, floor = [], []
     for _ in range(20):
         t = time.perf_counter()
         transform(workflow, config)
         bare.append(time.perf_counter() - t)
-    latencies.sort()
+        t = time.perf_counter()
+        json.dumps(json.loads(body))
+        floor.append(time.perf_counter() - t)
     result = {
         "nodes": NODES,
         "clients": CLIENTS,
-        "requests": len(latencies),
         "body_bytes": len(body),
-        "p50_ms": latencies[len(latencies) // 2] * 1e3,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3,
-        "throughput_rps": len(latencies) / wall,
+        "cores": cores,
         "transform_median_ms": statistics.median(bare) * 1e3,
-        "one_client_p50_ms": serial[50] * 1e3,
-        "one_client_p99_ms": serial[98] * 1e3,
+        "json_load_dump_median_ms": statistics.median(floor) * 1e3,
+        "runs": runs,
+        "stalled": stalled,
     }
     (ROOT / "bench" / "results" / "admission.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{NODES}-node Workflow ({len(body) / 1e3:.0f} kB), {cores} cores; {CLIENTS} concurrent clients:")
     print(
-        f"{NODES}-node Workflow ({len(body) / 1e3:.0f} kB), {CLIENTS} concurrent clients, "
-        f"{len(latencies)} requests:"
+        "| server | alone p50 | alone p99 | 20 clients p50 | 20 clients p99 | req/s | p99 / alone p50 "
+        "| CPU/request: server + workers |"
     )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in runs:
+        print(
+            f"| {r['server']} | {r['one_client_p50_ms']:.1f} ms | {r['one_client_p99_ms']:.1f} ms "
+            f"| {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['throughput_rps']:.0f} req/s "
+            f"| {r['p99_ms'] / r['one_client_p50_ms']:.1f}x "
+            f"| {r['server_cpu_ms_per_request']:.1f} + {r['workers_cpu_ms_per_request']:.1f} ms |"
+        )
+    print(f"{STALLED} clients stalled mid-request:")
+    for r in stalled:
+        print(
+            f"  {r['server']}: RSS +{r['rss_growth_mib']:.0f} MiB while they hang on, "
+            f"{r['still_open_after_15s']} still open after 15 s"
+        )
     print(
-        f"  admission p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
-        f"{result['throughput_rps']:.0f} req/s"
+        f"bare transform() median {result['transform_median_ms']:.1f} ms; "
+        f"json load+dump of the review {result['json_load_dump_median_ms']:.1f} ms"
     )
-    print(
-        f"  one client alone: p50 {result['one_client_p50_ms']:.1f} ms, "
-        f"p99 {result['one_client_p99_ms']:.1f} ms"
-    )
-    print(f"  bare transform() median {result['transform_median_ms']:.1f} ms")
     return 0
 
 

@@ -78,7 +78,16 @@ def schema() -> dict[str, Any]:
                         "generated": obj({"validityDays": {"type": "integer", "minimum": 1}}),
                     }
                 ),
-                "networkPolicy": obj({"enabled": BOOL, "ingressFrom": LIST}),
+                "networkPolicy": obj(
+                    {"enabled": BOOL, "ingressFrom": {"type": "array", "items": MAP}, "allowAllSources": BOOL}
+                ),
+                "probes": obj(
+                    {
+                        "timeoutSeconds": {"type": "integer", "minimum": 1},
+                        "livenessPeriodSeconds": {"type": "integer", "minimum": 1},
+                        "readinessPeriodSeconds": {"type": "integer", "minimum": 1},
+                    }
+                ),
                 "serviceAccount": obj({"create": BOOL, "name": STR}),
                 "config": config_json_schema(),
             }

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from elyra_sidecar.transformer import Config, config_from_mapping, transform
-from elyra_sidecar.webhook._admission import admit
+from elyra_sidecar.webhook._admission import admit, admit_body, not_injected
 from elyra_sidecar.webhook._patch import make_patch, pointer
 from tests.helpers import ARGO_FIXTURES, ELYRA_FIXTURES, FIXTURES, load_fixture
 
@@ -152,6 +152,87 @@ class TestAdmit:
         )
         assert patched(workflow, admit(review(workflow), Config()).review["response"]) == yaml.safe_load(
             proc.stdout
+        )
+
+
+class TestMalformedShapes:
+    """All of admit() is under its never-block guard: any shape of review is allowed."""
+
+    @staticmethod
+    def _kind_not_a_mapping():
+        body = review({}, uid="u")
+        body["request"]["kind"] = "Workflow"
+        return body
+
+    @staticmethod
+    def _metadata_not_a_mapping():
+        return review(
+            {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": "x"}, uid="u", namespace=""
+        )
+
+    @pytest.mark.parametrize("make", [_kind_not_a_mapping, _metadata_not_a_mapping], ids=["kind", "metadata"])
+    def test_wrong_shapes_are_allowed_with_their_uid(self, make):
+        """request.kind not a mapping; object.metadata not a mapping, no namespace: allowed, uid echoed."""
+        outcome = admit(make.__func__(), Config())
+        assert outcome.review is not None
+        response = outcome.review["response"]
+        assert response == {**response, "uid": "u", "allowed": True} and "patch" not in response
+        assert outcome.result in {"error", "unchanged"} and outcome.uid == "u"
+
+    def test_identity_of_the_request_for_the_log(self):
+        """uid, namespace and name (or generateName) are in the outcome, only when they are strings."""
+        workflow = load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml")
+        outcome = admit(review(workflow, uid="u1", namespace="ns"), Config())
+        assert (outcome.uid, outcome.namespace, outcome.name) == (
+            "u1",
+            "ns",
+            workflow["metadata"]["generateName"],
+        )
+        odd = review({"metadata": {"name": ["x"], "namespace": {"a": 1}}}, uid="u2", namespace="")
+        assert (admit(odd, Config()).namespace, admit(odd, Config()).name) == ("", "")
+
+
+class TestAdmitBody:
+    DEEP = 100_000
+
+    def test_same_answer_as_admit(self):
+        """admit_body() on the JSON of a review gives admit()'s outcome."""
+        body = review(annotate(load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"), "workflow"))
+        assert admit_body(json.dumps(body).encode(), Config()) == admit(body, Config())
+
+    def test_nested_deeper_than_the_parser_allows_is_allowed(self):
+        """An object nested deeper than json can parse: allowed with its uid and a warning."""
+        body = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"d\\"1",'
+        body += b'"object":' + b"[" * self.DEEP + b"]" * self.DEEP + b"}}"
+        outcome = admit_body(body, Config())
+        assert outcome.review is not None and outcome.result == "error"
+        assert outcome.review["response"]["uid"] == 'd"1'
+        assert "nested deeper" in outcome.review["response"]["warnings"][0]
+
+    @pytest.mark.parametrize(
+        "body",
+        [b"{not json", b"\xff\xfe", b"[" * DEEP + b"]" * DEEP],
+        ids=["syntax", "utf8", "deep-no-review"],
+    )
+    def test_not_an_admission_review_is_refused(self, body):
+        """Not JSON, not UTF-8, or too deep and naming no AdmissionReview: review None (the server's 400)."""
+        outcome = admit_body(body, Config())
+        assert outcome.review is None and outcome.result == "bad_request"
+
+    def test_not_injected_names_the_reason(self):
+        """The answer for a review the server could not decide: allowed, its uid, the reason as warning."""
+        body = json.dumps(review({"metadata": {"name": "wf"}}, uid="u", namespace="ns")).encode()
+        outcome = not_injected(body, result="over_budget", reason="too slow")
+        assert outcome.review["response"] == {
+            "uid": "u",
+            "allowed": True,
+            "warnings": ["elyra-sidecar: not injected: too slow"],
+        }
+        assert (outcome.result, outcome.uid, outcome.namespace, outcome.name) == (
+            "over_budget",
+            "u",
+            "ns",
+            "wf",
         )
 
 

@@ -23,8 +23,8 @@ VALUES = ROOT / "tests" / "chart-values"
 NAMESPACE = "elyra-system"
 K8S = "1.30"
 VARIANTS = {
-    "default": [],
-    "cert-manager": ["-f", str(VALUES / "cert-manager.yaml")],
+    "default": ["-f", str(VALUES / "default.yaml")],
+    "cert-manager": ["-f", str(VALUES / "default.yaml"), "-f", str(VALUES / "cert-manager.yaml")],
     "full": ["-f", str(VALUES / "full.yaml")],
 }
 BUILTIN_KINDS = {
@@ -46,10 +46,13 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def render(variant: str) -> dict[str, dict]:
-    proc = helm("template", "rel", str(CHART), "-n", NAMESPACE, *VARIANTS[variant])
+    return render_with(*VARIANTS[variant])
+
+
+def render_with(*flags: str) -> dict[str, dict]:
+    proc = helm("template", "rel", str(CHART), "-n", NAMESPACE, *flags)
     assert proc.returncode == 0, proc.stderr
-    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
-    return {f"{d['kind']}/{d['metadata']['name']}": d for d in docs}
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in yaml.safe_load_all(proc.stdout) if d}
 
 
 @pytest.fixture(scope="module", params=list(VARIANTS))
@@ -88,8 +91,13 @@ class TestChart:
         assert c["securityContext"]["allowPrivilegeEscalation"] is False
         assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "https", "scheme": "HTTPS"}
+        for probe in (c["livenessProbe"], c["readinessProbe"]):  # Kubernetes' default timeout is 1 s
+            assert 2 <= probe["timeoutSeconds"] < probe["periodSeconds"]
         assert c["command"] == ["elyra-sidecar", "webhook"]
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (tmp,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/tmp"]  # the workers' forkserver socket
+        assert "emptyDir" in volumes[tmp["name"]] and not tmp.get("readOnly")
         for arg in c["args"]:
             if arg.startswith(("--config=", "--tls-cert=", "--tls-key=")):
                 path = arg.split("=", 1)[1]
@@ -163,16 +171,68 @@ class TestChart:
         assert not any(k.startswith("Secret/") for k in objs)
 
     def test_least_privilege(self, rendered):
-        """No Role or binding at all; the NetworkPolicy (when on) allows only the webhook port, no egress."""
+        """No Role or binding at all; the NetworkPolicy admits only the named sources, to the webhook port."""
         variant, objs = rendered
         assert not any(
             k.split("/")[0] in {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"} for k in objs
         )
         assert objs["ServiceAccount/rel-elyra-sidecar"]["automountServiceAccountToken"] is False
-        if variant == "full":
-            policy = objs["NetworkPolicy/rel-elyra-sidecar"]["spec"]
-            assert policy["egress"] == [] and policy["policyTypes"] == ["Ingress", "Egress"]
-            assert policy["ingress"][0]["ports"] == [{"port": 8443, "protocol": "TCP"}]
+        policy = objs["NetworkPolicy/rel-elyra-sidecar"]["spec"]  # on in every variant
+        assert policy["egress"] == [] and policy["policyTypes"] == ["Ingress", "Egress"]
+        (rule,) = policy["ingress"]
+        assert rule["ports"] == [{"port": 8443, "protocol": "TCP"}]
+        named = yaml.safe_load((VALUES / ("full.yaml" if variant == "full" else "default.yaml")).read_text())
+        assert rule["from"] == named["networkPolicy"]["ingressFrom"]
+
+    @pytest.mark.parametrize(
+        "flags", [[], ["--set-json", "networkPolicy.ingressFrom=[]"]], ids=["defaults", "explicit-empty"]
+    )
+    def test_network_policy_never_open_by_omission(self, flags):
+        """On by default; no sources named (or an empty list) refuses to render, naming the value to set."""
+        proc = helm("template", "rel", str(CHART), "-n", NAMESPACE, *flags)
+        assert proc.returncode != 0 and "networkPolicy.ingressFrom is empty" in proc.stderr
+
+    def test_network_policy_open_only_when_asked(self):
+        """allowAllSources: any source, still only to the webhook port, no egress; disabled: no policy."""
+        objs = render_with("--set", "networkPolicy.allowAllSources=true")
+        policy = objs["NetworkPolicy/rel-elyra-sidecar"]["spec"]
+        assert (
+            policy["ingress"] == [{"ports": [{"port": 8443, "protocol": "TCP"}]}] and policy["egress"] == []
+        )
+        assert "NetworkPolicy/rel-elyra-sidecar" not in render_with("--set", "networkPolicy.enabled=false")
+
+    def test_time_budget_below_the_api_server_timeout(self, rendered):
+        """The webhook's budget (and its probes' timeout) is below the API server's timeoutSeconds; a budget
+        at or above it refuses to render."""
+        _, objs = rendered
+        (hook,) = objs["MutatingWebhookConfiguration/rel-elyra-sidecar"]["webhooks"]
+        config = config_from_mapping(
+            yaml.safe_load(objs["ConfigMap/rel-elyra-sidecar"]["data"]["config.yaml"])
+        )
+        assert config.webhook.request_budget_seconds < hook["timeoutSeconds"]
+        assert config.webhook.workers == 2
+
+    def test_memory_limit_covers_the_connection_limits(self, rendered):
+        """The container's memory limit holds the processes plus every allowed connection with a full body."""
+        _, objs = rendered
+        (c,) = objs["Deployment/rel-elyra-sidecar"]["spec"]["template"]["spec"]["containers"]
+        config = config_from_mapping(
+            yaml.safe_load(objs["ConfigMap/rel-elyra-sidecar"]["data"]["config.yaml"])
+        )
+        mib = 1 << 20
+        limit = int(c["resources"]["limits"]["memory"].removesuffix("Mi")) * mib
+        processes = 60 * mib + (config.webhook.workers or 2) * 45 * mib  # server + forkserver, workers
+        connections = config.webhook.max_connections * (config.webhook.max_request_bytes + mib * 3 // 10)
+        assert processes + connections < limit
+        proc = helm(
+            "template",
+            "rel",
+            str(CHART),
+            *VARIANTS["default"],
+            "--set",
+            "config.webhook.request_budget_seconds=5",
+        )
+        assert proc.returncode != 0 and "request_budget_seconds (5) must be below" in proc.stderr
 
     def test_config_map_is_a_valid_transform_config(self, rendered):
         """The ConfigMap's config.yaml is accepted by the same loader the CLI uses."""

@@ -1,13 +1,18 @@
-"""The real webhook server: real TLS on 127.0.0.1, real process, real signals."""
+"""The real webhook server: real TLS on 127.0.0.1, real process, real signals, real slow clients.
+
+Answers, metrics and log events of the HTTP layer are tested in-process in test_webhook_app.py.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +21,7 @@ import pytest
 import trustme
 
 from elyra_sidecar.transformer import Config, transform
-from tests.helpers import FIXTURES, load_fixture
+from tests.helpers import ELYRA_FIXTURES, FIXTURES, load_fixture
 from tests.support.procs import wait_for
 from tests.test_admission import annotate, patched, review
 
@@ -41,6 +46,8 @@ class Server:
             or "webhook:\n  cert_reload_seconds: 0.2\n  drain_seconds: 1.5\n  shutdown_grace_seconds: 5\n"
         )
         self.port = free_port()
+        self.log = tmp / "webhook.log"
+        self._logfile = self.log.open("wb")  # a file, not a pipe: a pipe nobody reads would block the server
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -58,14 +65,12 @@ class Server:
                 "--port",
                 str(self.port),
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self._logfile,
         )
         self.context = ssl.create_default_context()
         ca.configure_trust(self.context)
-        assert wait_for(self._ready, timeout=20), (
-            self.proc.stderr.read1().decode() if self.proc.poll() is not None else ""
-        )
+        assert wait_for(self._ready, timeout=30), self.log.read_text()
 
     def issue(self) -> bytes:
         leaf = self.ca.issue_cert("127.0.0.1", "elyra-sidecar.elyra-sidecar.svc")
@@ -95,10 +100,30 @@ class Server:
     def get(self, path: str) -> tuple[int, bytes]:
         return self.request("GET", path)
 
+    def metric(self, name: str) -> float:
+        """The sum of every sample of `name` on /metrics (all its labels)."""
+        text = self.get("/metrics")[1].decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((name + " ", name + "{"))
+        )
+
+    def rss_kib(self) -> int:
+        """Resident memory of the server process (the one holding the connections)."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+    def log_lines(self) -> list[str]:
+        return self.log.read_text().splitlines()
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=20)
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            self._logfile.close()
 
 
 def _read_response(s: ssl.SSLSocket) -> tuple[int, bytes]:
@@ -129,29 +154,6 @@ class TestServer:
         assert response["uid"] == "abc"
         cfg = replace(Config(), selection=replace(Config().selection, only_annotated=True))
         assert patched(workflow, response) == transform(workflow, cfg).workflow
-
-    def test_health_readiness_metrics(self, server):
-        """/healthz, /readyz, and /metrics counting requests, injections and errors."""
-        assert server.get("/healthz")[0] == 200
-        workflow = annotate(load_fixture(FIXTURES / "elyra-3.15.0-three-node.yaml"), "workflow")
-        server.request("POST", "/mutate", json.dumps(review(workflow)).encode())
-        server.request("POST", "/mutate", json.dumps({"kind": "nonsense"}).encode())
-        status, text = server.get("/metrics")
-        assert status == 200
-        metrics = text.decode()
-        assert 'elyra_sidecar_admission_requests_total{result="patched"} 1.0' in metrics
-        assert "elyra_sidecar_admission_injections_total 3.0" in metrics
-        assert "elyra_sidecar_admission_errors_total 1.0" in metrics
-        assert "elyra_sidecar_admission_duration_seconds_count 2.0" in metrics
-
-    def test_bad_json_and_oversize_bodies(self, tmp_path):
-        """Not JSON: 400. Over webhook.max_request_bytes: 413 (the API server then applies failurePolicy)."""
-        srv = Server(tmp_path, trustme.CA(), "webhook:\n  max_request_bytes: 1000\n")
-        try:
-            assert srv.request("POST", "/mutate", b"{not json")[0] == 400
-            assert srv.request("POST", "/mutate", b"[" + b"1," * 1000 + b"1]")[0] == 413
-        finally:
-            srv.stop()
 
     def test_certificate_swapped_on_disk_is_served_without_restart(self, server):
         """A new certificate written to the files is what new connections see, same process."""
@@ -189,3 +191,265 @@ class TestServer:
         # New connections are refused once it has stopped.
         with pytest.raises(OSError):
             server.connect()
+
+
+def many_nodes(n: int) -> dict:
+    """An opted-in Workflow of `n` real fixture nodes with distinct names (one DAG)."""
+    pool = [t for p in ELYRA_FIXTURES for t in load_fixture(p)["spec"]["templates"] if "container" in t]
+    templates, tasks = [], []
+    for i in range(n):
+        template = copy.deepcopy(pool[i % len(pool)])
+        template["name"] = f"node-{i}"
+        templates.append(template)
+        tasks.append({"name": f"node-{i}", "template": f"node-{i}"})
+    templates.append({"name": "main", "dag": {"tasks": tasks}})
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "big-", "annotations": {"elyra-sidecar/inject": "true"}},
+        "spec": {"entrypoint": "main", "templates": templates},
+    }
+
+
+def config_text(**webhook: object) -> str:
+    settings = {"cert_reload_seconds": 0.2, "drain_seconds": 1.5, "shutdown_grace_seconds": 5, **webhook}
+    return "webhook:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in settings.items())
+
+
+def _read_one_response(s: ssl.SSLSocket) -> tuple[int, bytes]:
+    """One HTTP/1.1 response (Content-Length framed) from a keep-alive connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed before a response"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += s.recv(65536)
+    return int(head.split()[1]), body
+
+
+def _closed_by_peer(s: ssl.SSLSocket) -> bool:
+    """True once the server has closed the connection (EOF or reset); False on our own socket timeout."""
+    try:
+        while s.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+class TestMalformedReviews:
+    def test_answered_allowed_or_400_and_counted_once(self, tmp_path):
+        """request.kind or object.metadata of the wrong shape, JSON deeper than the parser allows: each
+        answered (allowed: true with the uid, or 400) and counted exactly once by result and latency."""
+        deep = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"deep-1",'
+        deep += b'"object":' + b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"}}"
+        kind_str = review({}, uid="kind-1")
+        kind_str["request"]["kind"] = "Workflow"
+        metadata_str = review(
+            {"apiVersion": "argoproj.io/v1alpha1", "metadata": "x"}, uid="meta-1", namespace=""
+        )
+        bodies = {
+            "kind-1": json.dumps(kind_str).encode(),
+            "meta-1": json.dumps(metadata_str).encode(),
+            "deep-1": deep,
+            None: b"[" * 100_000 + b"]" * 100_000,  # deep, and not an AdmissionReview: 400
+            "": b"\xff\xfe not json",
+        }
+        srv = Server(tmp_path, trustme.CA(), config_text(max_request_bytes=1 << 20))
+        try:
+            for uid, body in bodies.items():
+                status, answer = srv.request("POST", "/mutate", body)
+                if uid:
+                    assert status == 200, (uid, answer)
+                    response = json.loads(answer)["response"]
+                    assert response["uid"] == uid and response["allowed"] is True
+                    assert "patch" not in response
+                else:
+                    assert status == 400, answer
+            assert srv.metric("elyra_sidecar_admission_requests_total") == len(bodies)
+            assert srv.metric("elyra_sidecar_admission_duration_seconds_count") == len(bodies)
+        finally:
+            srv.stop()
+
+
+class TestSlowClients:
+    COUNT = 50
+    READ_TIMEOUT = 1.0
+
+    def test_half_sent_requests_are_closed_and_memory_stays_bounded(self, tmp_path):
+        """50 TLS clients that stall mid-headers or mid-body are closed once webhook.read_timeout_seconds
+        has passed since they connected; the server's RSS grows by less than 1 MiB per client meanwhile."""
+        srv = Server(tmp_path, trustme.CA(), config_text(read_timeout_seconds=self.READ_TIMEOUT))
+        try:
+            before = srv.rss_kib()
+            clients = []
+            for i in range(self.COUNT):
+                s = srv.connect()
+                connected = time.monotonic()
+                head = (
+                    "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 200000\r\n\r\n"
+                )
+                # Half stall in the headers, half with the headers sent and 100 kB of the body.
+                s.sendall(head[:30].encode() if i % 2 else head.encode() + b" " * 100_000)
+                clients.append((s, connected))
+            peak = srv.rss_kib()
+            for s, connected in clients:
+                s.settimeout(3 * self.READ_TIMEOUT)
+                assert _closed_by_peer(s), "a stalled client was not closed"
+                assert time.monotonic() - connected <= 3 * self.READ_TIMEOUT + 1
+                s.close()
+            assert peak - before < self.COUNT * 1024
+            assert wait_for(lambda: srv.metric("elyra_sidecar_webhook_connections") == 1, timeout=5)
+            assert srv.metric("elyra_sidecar_webhook_connection_timeouts_total") == self.COUNT
+            assert srv.get("/healthz")[0] == 200
+        finally:
+            srv.stop()
+
+    def test_keep_alive_idles_but_a_later_request_has_the_read_timeout(self, tmp_path):
+        """A keep-alive connection idle for longer than the read timeout still takes its next request; a
+        next request that stalls is closed once the read timeout has passed since its first byte."""
+        srv = Server(tmp_path, trustme.CA(), config_text(read_timeout_seconds=self.READ_TIMEOUT))
+        try:
+            request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            with srv.connect() as s:
+                s.sendall(request)
+                assert _read_one_response(s)[0] == 200
+                time.sleep(2 * self.READ_TIMEOUT)
+                s.sendall(request)
+                assert _read_one_response(s)[0] == 200
+                s.sendall(request[:10])
+                started = time.monotonic()
+                s.settimeout(3 * self.READ_TIMEOUT)
+                assert _closed_by_peer(s)
+                assert time.monotonic() - started >= self.READ_TIMEOUT * 0.9
+        finally:
+            srv.stop()
+
+    def test_connections_beyond_the_limit_wait_for_a_free_slot(self, tmp_path):
+        """With webhook.max_connections open and idle, the next client is served only after the read timeout
+        has freed a slot: the server never holds more than the limit."""
+        srv = Server(tmp_path, trustme.CA(), config_text(read_timeout_seconds=2.0, max_connections=4))
+        try:
+            idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(4)]
+            time.sleep(0.2)  # let the server accept them all (each sends nothing at all)
+            started = time.monotonic()
+            assert srv.get("/healthz")[0] == 200
+            assert time.monotonic() - started >= 2.0 * 0.8
+            for s in idle:
+                s.close()
+        finally:
+            srv.stop()
+
+
+class TestTimeBudget:
+    def test_big_review_leaves_health_checks_responsive(self, tmp_path):
+        """While a 1500-node review is transformed, /healthz answers within a quarter of that review's own
+        time (the event loop only moves bytes)."""
+        body = json.dumps(review(many_nodes(1500))).encode()
+        srv = Server(tmp_path, trustme.CA(), config_text(max_request_bytes=len(body) + 1, workers=1))
+        try:
+            done: dict[str, float] = {}
+
+            def post() -> None:
+                t0 = time.monotonic()
+                status, _ = srv.request("POST", "/mutate", body)
+                done["elapsed"] = time.monotonic() - t0
+                done["status"] = status
+
+            poster = threading.Thread(target=post)
+            poster.start()
+            time.sleep(0.05)
+            latencies = []
+            while poster.is_alive():
+                t0 = time.monotonic()
+                assert srv.get("/healthz")[0] == 200
+                latencies.append(time.monotonic() - t0)
+            poster.join()
+            assert done["status"] == 200 and len(latencies) >= 2
+            assert max(latencies) < done["elapsed"] / 4, (latencies, done)
+        finally:
+            srv.stop()
+
+    def test_review_over_budget_is_allowed_unchanged_and_its_worker_replaced(self, tmp_path):
+        """A review that outlasts webhook.request_budget_seconds: allowed, no patch, a warning, counted as
+        over_budget; the worker is replaced and the next review is patched."""
+        big = json.dumps(review(many_nodes(3000), uid="big")).encode()
+        srv = Server(
+            tmp_path,
+            trustme.CA(),
+            config_text(max_request_bytes=len(big) + 1, workers=1, request_budget_seconds=0.2),
+        )
+        try:
+            status, answer = srv.request("POST", "/mutate", big)
+            response = json.loads(answer)["response"]
+            assert status == 200 and response["uid"] == "big" and response["allowed"] is True
+            assert "patch" not in response and "too large or slow" in response["warnings"][0]
+            small = review(annotate(load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"), "workflow"))
+            assert wait_for(
+                lambda: (
+                    "patch"
+                    in json.loads(srv.request("POST", "/mutate", json.dumps(small).encode())[1])["response"]
+                ),
+                timeout=20,
+            )
+            text = srv.get("/metrics")[1].decode()
+            assert 'elyra_sidecar_admission_requests_total{result="over_budget"} 1.0' in text
+            assert srv.metric("elyra_sidecar_webhook_worker_restarts_total") >= 1
+        finally:
+            srv.stop()
+
+
+class TestCertificateReload:
+    def test_broken_renewal_keeps_the_old_pair_served(self, server):
+        """A new certificate with the old key, then a garbage file: every new handshake still succeeds with
+        the old certificate; a valid pair written afterwards is served."""
+        with server.connect() as s:
+            first = s.getpeercert(binary_form=True)
+        old_key = server.key.read_bytes()
+        server.issue()
+        server.key.write_bytes(old_key)  # the new certificate with the old key: they do not match
+        deadline = time.monotonic() + 5 * 0.2 + 1  # several reload periods
+        while time.monotonic() < deadline:
+            with server.connect() as s:
+                assert s.getpeercert(binary_form=True) == first
+        server.cert.write_bytes(b"garbage")
+        deadline = time.monotonic() + 5 * 0.2 + 1
+        while time.monotonic() < deadline:
+            with server.connect() as s:
+                assert s.getpeercert(binary_form=True) == first
+        new_der = ssl.PEM_cert_to_DER_cert(server.issue().decode())
+
+        def serves_new() -> bool:
+            with server.connect() as s:
+                return s.getpeercert(binary_form=True) == new_der
+
+        assert wait_for(serves_new, timeout=10)
+        assert any('"certificate_reload_failed"' in line for line in server.log_lines())
+
+
+class TestLogLines:
+    def test_nothing_from_a_workflow_reaches_the_log_raw(self, server):
+        """A Workflow named like a JSON log line, and bootstrapper options that make argparse print: every
+        line the webhook writes is one JSON object, and none is the forged one."""
+        forged = '\n{"event": "forged", "level": "error"}\n'
+        workflow = annotate(load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"), "workflow")
+        workflow["metadata"]["generateName"] = forged
+        node = next(t for t in workflow["spec"]["templates"] if "container" in t)
+        node["container"]["args"][0] = node["container"]["args"][0].replace("--outputs ", "--co x --outputs ")
+        status, _ = server.request("POST", "/mutate", json.dumps(review(workflow, namespace=forged)).encode())
+        assert status == 200
+        assert server.stop() == 0
+        events = [json.loads(line) for line in server.log_lines()]  # raises on any raw line
+        assert all(isinstance(e, dict) and e.get("event") != "forged" for e in events)
+        (admission,) = [e for e in events if e["event"].startswith("admission")]
+        assert admission["name"] == forged and admission["namespace"] == forged

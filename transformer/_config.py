@@ -146,6 +146,14 @@ class WebhookConfig:
     drain_seconds: float = 3.0
     #: Then, seconds for in-flight requests to finish.
     shutdown_grace_seconds: float = 10.0
+    #: Worker processes running the transforms; null means one per core available (affinity, CPU limit).
+    workers: int | None = None
+    #: Seconds a review may take once read (waiting for a worker included); then allowed, not injected.
+    request_budget_seconds: float = 3.0
+    #: Seconds a connection has for its TLS handshake, headers and body (and to take each response).
+    read_timeout_seconds: float = 5.0
+    #: Connections open at once; further clients wait in the kernel's accept queue.
+    max_connections: int = 100
 
 
 @dataclass(frozen=True)

@@ -2,35 +2,100 @@
 
 `admit()` applies exactly the CLI's `transform()` with the same config, in opt-in mode, and answers with
 a JSON Patch. Any internal problem allows the Workflow unchanged with a warning (and says so in the
-outcome, for the server's log line and error counter). The HTTP/TLS server is `transformer.webhook`.
+outcome, for the server's log line and error counter). `admit_body()` does the same from the raw request
+body (what the server's workers run); `over_budget()` is the answer when that took too long. The HTTP/TLS
+server is `elyra_sidecar.webhook.server`.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._transform import transform
 from elyra_sidecar.webhook._patch import make_patch
 
-__all__ = ["Outcome", "admit"]
+__all__ = [
+    "AdmissionRequest",
+    "AdmissionResponse",
+    "AdmissionReview",
+    "GroupVersionKind",
+    "Outcome",
+    "Result",
+    "admit",
+    "admit_body",
+    "not_injected",
+]
 
 _MAX_WARNING = 120  # Kubernetes asks for short warnings (and truncates long ones)
-Result = Literal["patched", "unchanged", "skipped", "error"]
+_MAX_REASON = 300  # a reason is logged: keep one line of it, whatever an exception message holds
+Result = Literal["patched", "unchanged", "skipped", "error", "over_budget", "bad_request"]
+
+
+class GroupVersionKind(TypedDict, total=False):
+    """`request.kind` of an AdmissionReview."""
+
+    group: str
+    version: str
+    kind: str
+
+
+class AdmissionRequest(TypedDict, total=False):
+    """The fields of `request` this webhook reads (the API server sends more; they are ignored)."""
+
+    uid: str
+    kind: GroupVersionKind
+    operation: str
+    namespace: str
+    name: str
+    object: dict[str, Any]
+
+
+class _ResponseRequired(TypedDict):
+    uid: str
+    allowed: bool
+
+
+class AdmissionResponse(_ResponseRequired, total=False):
+    """`response` of the answer: always allowed; a base64 JSON Patch when something was injected."""
+
+    patchType: Literal["JSONPatch"]
+    patch: str
+    warnings: list[str]
+
+
+class AdmissionReview(TypedDict, total=False):
+    """admission.k8s.io/v1 AdmissionReview: `request` in what the API server sends, `response` in ours.
+
+    What arrives is untrusted JSON: `admit()` checks every field before using it, whatever this says.
+    """
+
+    apiVersion: str
+    kind: str
+    request: AdmissionRequest
+    response: AdmissionResponse
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The response to send, and what happened (for logs and metrics; never secrets)."""
+    """The response to send, and what happened (for logs and metrics; never secrets).
 
-    review: dict[str, Any]
+    `review` is None only for a body that is not an AdmissionReview at all (the server answers 400).
+    `uid`, `namespace` and `name` identify the request in the log line, as far as the body told them.
+    """
+
+    review: AdmissionReview | None
     result: Result
     reason: str
     nodes_transformed: int = 0
+    uid: str = ""
+    namespace: str = ""
+    name: str = ""
 
 
 def _warn(text: str) -> str:
@@ -38,10 +103,14 @@ def _warn(text: str) -> str:
     return text if len(text) <= _MAX_WARNING else text[: _MAX_WARNING - 3] + "..."
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+
+
 def _response(
     uid: str, *, patch: list[dict[str, Any]] | None = None, warnings: list[str] | None = None
-) -> dict[str, Any]:
-    response: dict[str, Any] = {"uid": uid, "allowed": True}
+) -> AdmissionReview:
+    response: AdmissionResponse = {"uid": uid, "allowed": True}
     if patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(json.dumps(patch, separators=(",", ":")).encode()).decode()
@@ -50,47 +119,67 @@ def _response(
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
-def admit(review: Any, config: Config) -> Outcome:
-    """Decide on one AdmissionReview (v1). Always allows; patches opted-in Elyra nodes of Workflows."""
+def _text(value: object) -> str:
+    """A string field as sent, or "" for anything else (never the repr of a structure)."""
+    return value if isinstance(value, str) else ""
+
+
+def _identity(review: object) -> tuple[str, str, str]:
+    """(uid, namespace, name) of a review of any shape; "" for what it does not carry as strings."""
     request = review.get("request") if isinstance(review, Mapping) else None
-    uid = str(request.get("uid", "")) if isinstance(request, Mapping) else ""
+    if not isinstance(request, Mapping):
+        return "", "", ""
+    workflow = request.get("object")
+    metadata = workflow.get("metadata") if isinstance(workflow, Mapping) else None
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    namespace = _text(request.get("namespace")) or _text(metadata.get("namespace"))
+    name = _text(metadata.get("name")) or _text(metadata.get("generateName")) or _text(request.get("name"))
+    return _text(request.get("uid")), namespace, name
+
+
+def admit(review: object, config: Config) -> Outcome:
+    """Decide on one AdmissionReview (v1). Always allows; patches opted-in Elyra nodes of Workflows."""
+    uid, namespace, name = _identity(review)
+    try:
+        outcome = _admit(review, config, uid, namespace)
+    except (Exception, SystemExit) as exc:  # never block a run (a library's exit() included): say why
+        reason = _short(f"{type(exc).__name__}: {exc}")
+        outcome = Outcome(_response(uid, warnings=[f"not injected: {reason}"]), "error", reason)
+    return replace(outcome, uid=uid, namespace=namespace, name=name)
+
+
+def _admit(review: object, config: Config, uid: str, namespace: str) -> Outcome:
+    request = review.get("request") if isinstance(review, Mapping) else None
     if (
         not isinstance(review, Mapping)
         or review.get("apiVersion") != "admission.k8s.io/v1"
         or review.get("kind") != "AdmissionReview"
         or not isinstance(request, Mapping)
         or not uid
+        or not isinstance(request.get("kind"), Mapping)
     ):
         return Outcome(
             _response(uid, warnings=["not an admission.k8s.io/v1 AdmissionReview request"]),
             "error",
             "malformed AdmissionReview",
         )
-    kind = request.get("kind") or {}
-    if (
-        request.get("operation") != "CREATE"
-        or kind.get("group") != "argoproj.io"
-        or kind.get("kind") != "Workflow"
-    ):
+    kind = request["kind"]
+    operation = request.get("operation")
+    if operation != "CREATE" or kind.get("group") != "argoproj.io" or kind.get("kind") != "Workflow":
         return Outcome(
             _response(uid),
             "skipped",
-            f"not a Workflow CREATE ({kind.get('kind')}/{request.get('operation')})",
+            _short(f"not a Workflow CREATE ({_text(kind.get('kind'))}/{_text(operation)})"),
         )
     workflow = request.get("object")
     if not isinstance(workflow, Mapping):
         return Outcome(_response(uid, warnings=["request.object is not a Workflow"]), "error", "no object")
-    namespace = str(request.get("namespace") or (workflow or {}).get("metadata", {}).get("namespace") or "")
     all_in_namespace = namespace in config.webhook.inject_all_in_namespaces
     effective = replace(
         config, strict=False, selection=replace(config.selection, only_annotated=not all_in_namespace)
     )
-    try:
-        result = transform(workflow, effective)
-        patch = make_patch(workflow, result.workflow) if result.changed else []
-    except Exception as exc:  # never block a run: allow unchanged, and say why
-        reason = f"{type(exc).__name__}: {exc}"
-        return Outcome(_response(uid, warnings=[f"not injected: {reason}"]), "error", reason)
+    result = transform(workflow, effective)
+    patch = make_patch(workflow, result.workflow) if result.changed else []
     warnings = [f"{n.template}: {w}" for n in result.nodes for w in n.warnings]
     transformed = sum(n.status == "transformed" for n in result.nodes)
     if not patch:
@@ -100,4 +189,58 @@ def admit(review: Any, config: Config) -> Outcome:
         "patched",
         f"{transformed} node(s) transformed",
         nodes_transformed=transformed,
+    )
+
+
+# The API server writes request.uid as the first "uid" member of the body (TypeMeta, then request, whose
+# first field is uid). Used only when the body cannot be parsed as a whole (nested too deeply): a wrong
+# match makes the API server refuse our answer, which is the same as no answer (failurePolicy).
+_FIRST_UID = re.compile(rb'"uid"\s*:\s*("(?:[^"\\]|\\.){1,256}")')
+_V1_REVIEW = re.compile(rb'"apiVersion"\s*:\s*"admission\.k8s\.io/v1"')
+
+
+def _read(body: bytes) -> tuple[object, str]:
+    """The parsed body and "", or None and why it could not be parsed (the caller answers 400)."""
+    try:
+        return json.loads(body), ""
+    except RecursionError:
+        return None, "too_deep"
+    except ValueError:  # UnicodeDecodeError is a ValueError too
+        return None, "body is not JSON"
+
+
+def _unparsable(body: bytes, why: str, *, what: str) -> Outcome:
+    """Allowed with a warning when the body still names its AdmissionReview uid, else a 400."""
+    if why == "too_deep":
+        uid_match = _FIRST_UID.search(body)
+        if uid_match and _V1_REVIEW.search(body):
+            uid = _text(json.loads(uid_match.group(1)))
+            reason = f"{what}: JSON nested deeper than the parser allows"
+            return Outcome(_response(uid, warnings=[f"not injected: {reason}"]), "error", reason, uid=uid)
+        why = "body is JSON nested deeper than the parser allows"
+    return Outcome(None, "bad_request", why)
+
+
+def admit_body(body: bytes, config: Config) -> Outcome:
+    """`admit()` on a raw request body; a body that is not an AdmissionReview gets `review=None`."""
+    review, why = _read(body)
+    if why:
+        return _unparsable(body, why, what="not injected")
+    return admit(review, config)
+
+
+def not_injected(body: bytes, *, result: Result, reason: str) -> Outcome:
+    """Allowed unchanged, `reason` as the warning: for a review the server could not have decided in time
+    (its time budget ran out) or at all (its worker process ended)."""
+    review, why = _read(body)
+    if why:
+        return _unparsable(body, why, what=f"not injected ({reason})")
+    uid, namespace, name = _identity(review)
+    return Outcome(
+        _response(uid, warnings=[f"not injected: {reason}"]),
+        result,
+        reason,
+        uid=uid,
+        namespace=namespace,
+        name=name,
     )

@@ -14,6 +14,7 @@ __all__ = ["main", "parser"]
 def parser() -> argparse.ArgumentParser:
     w = argparse.ArgumentParser(
         prog="elyra-sidecar webhook",
+        allow_abbrev=False,  # `--tls` must not silently mean `--tls-cert`
         description="Serve Kubernetes AdmissionReview v1 for Argo Workflow CREATE on POST /mutate.",
     )
     w.add_argument("--config", help="YAML config file (the chart's ConfigMap)")
