@@ -18,6 +18,7 @@ __all__ = [
     "ARG_FILE",
     "ARG_FORMAT",
     "ARG_KEY",
+    "ARG_MAIN_EXIT_FILE",
     "ARG_POLL",
     "ARG_SHUTDOWN_DEADLINE",
     "ARG_UPLOAD_INTERVAL",
@@ -52,6 +53,9 @@ ARG_FORMAT: Final = "--format"
 ARG_CA_BUNDLE: Final = "--ca-bundle"
 #: Force polling instead of inotify.
 ARG_POLL: Final = "--poll"
+#: A file whose appearance means the step's main container has exited (Argo's emissary writes
+#: `/var/run/argo/ctr/main/exitcode`): then drain to end of file, upload once more and exit 0.
+ARG_MAIN_EXIT_FILE: Final = "--main-exit-file"
 
 #: Credentials the sidecar reads from its environment (the same entries the main container has).
 CREDENTIAL_ENV: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
