@@ -35,6 +35,9 @@ COMMANDS: dict[str, Command] = {
     contract.INSTALL_LIVE_COMMAND: Command(
         "elyra_sidecar.sidecar.live", "(init container) install the live-output hook"
     ),
+    contract.STOP_COMMAND: Command(
+        "elyra_sidecar.sidecar.stop", "(Argo's kill command) signal this container's `tail` process"
+    ),
 }
 
 
