@@ -330,6 +330,20 @@ class TestAdmitPod:
         result = jsonpatch.apply_patch(pod, outcome.patch)
         assert container(result, "elyra-log")["args"][1] == "/elyra-sidecar/work"
 
+    @pytest.mark.parametrize(
+        "settings",
+        [
+            {"sidecar": {"enabled": False}},
+            {"work_dir": {"enabled": False}},
+            {"work_dir": {"set_working_dir": False}},
+        ],
+    )
+    def test_switched_off_by_config(self, settings):
+        """Pod mode needs the sidecar and the work dir: either off, nothing added, a warning says why."""
+        outcome = mutate_pod(load("pod-2.17-elyra-step"), config_from_mapping(settings))
+        assert outcome.result == "unchanged" and not outcome.patch
+        assert outcome.warnings
+
     def test_no_credentials_warns(self):
         """No AWS_* entries in main: the sidecar still follows the log; a warning says it is not mirrored."""
         pod = load("pod-2.17-elyra-step")

@@ -272,6 +272,8 @@ def _mutate(pod: Any, config: Config, namespace_opted_in: bool, pod_config: PodM
 def _refusal(main: Mapping[str, Any], node: ElyraNode, config: Config, where: str) -> str:
     """Why the work dir cannot be set up in this Pod (empty when it can)."""
     cfg = config.work_dir
+    if not config.sidecar.enabled:
+        return "sidecar.enabled is off: Pod mode has nothing to add"
     if not (cfg.enabled and cfg.set_working_dir):
         return "work_dir.enabled and work_dir.set_working_dir must be on for Pod mode"
     if main.get("workingDir"):
