@@ -29,6 +29,7 @@ from elyra_sidecar.webhook._pod import (
     admit_pod,
     kill_command,
     mutate_pod,
+    read_step,
 )
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "kfp-v2"
@@ -426,6 +427,39 @@ class TestAdmitPod:
         container(pod, "main")["workingDir"] = "/" + "x" * 300
         warnings = admit_pod(review(pod), Config()).review["response"]["warnings"]
         assert all(w.startswith("elyra-sidecar: ") and len(w) <= 120 for w in warnings)
+
+
+class TestReadStep:
+    @pytest.mark.parametrize(
+        ("prefix", "found"),
+        [
+            ([], True),
+            (["/var/run/argo/argoexec", "emissary", "--"], True),
+            (["/argo-bin/bin/argoexec", "emissary", "--loglevel", "debug", "--"], True),
+            (["/var/run/argo/argoexec", "emissary", "--"] * 3, True),
+            (["/var/run/argo/argoexec", "emissary", "--"] * 4, False),
+            (["/var/run/argo/argoexec", "emissary", "--loglevel", "info"], False),
+            (["/bin/sh", "-c"], False),
+        ],
+    )
+    def test_emissary_prefixes(self, prefix, found):
+        """Up to three `argoexec emissary ... --` prefixes (any argoexec path) in front of the launcher."""
+        main = container(load("pod-2.17-elyra-step"), "main")
+        launcher = main["command"][main["command"].index("/kfp-launcher/launch") :]
+        node, why_not = read_step({**main, "command": prefix + launcher}, "main")
+        assert (node is not None) is found, why_not
+
+    def test_user_command_is_read_like_the_transformer(self):
+        """The node read from the Pod is the one Elyra compiled: file, storage target, Elyra version."""
+        node, _ = read_step(container(load("pod-2.2-elyra-step"), "main"), "main")
+        assert node is not None
+        assert (node.kind, node.file, node.log_file) == (
+            "python",
+            "/home/jovyan/work/three-node/load_data.py",
+            "load_data.log",
+        )
+        assert (node.cos_bucket, node.cos_directory) == ("elyra-bucket", "my/project/three-node-1121214050")
+        assert (node.elyra_version, node.run_dir) == ((4, 1, 1), ".")
 
 
 class TestRestrictedPodSecurity:

@@ -106,8 +106,8 @@ def _strings(value: Any) -> list[str] | None:
     return list(value)
 
 
-def _unwrap_emissary(command: list[str]) -> tuple[int, int] | None:
-    """(index after every `argoexec emissary [options] --` prefix, number of prefixes), or None if broken."""
+def _unwrap_emissary(command: list[str]) -> int | None:
+    """The index after every `argoexec emissary [options] --` prefix, or None when they cannot be read."""
     index = prefixes = 0
     while (
         index + 1 < len(command)
@@ -121,7 +121,7 @@ def _unwrap_emissary(command: list[str]) -> tuple[int, int] | None:
         except ValueError:
             return None
         prefixes += 1
-    return index, prefixes
+    return index
 
 
 def read_step(main: Mapping[str, Any], where: str) -> tuple[ElyraNode | None, str]:
@@ -132,10 +132,9 @@ def read_step(main: Mapping[str, Any], where: str) -> tuple[ElyraNode | None, st
     args = _strings(main.get("args") or [])
     if command is None or args is None:
         return None, "main's command or args are not lists of strings"
-    unwrapped = _unwrap_emissary(command)
-    if unwrapped is None:
+    start = _unwrap_emissary(command)
+    if start is None:
         return None, "main's `argoexec emissary` prefix cannot be read"
-    start, _ = unwrapped
     if start >= len(command) or command[start] != LAUNCHER_PATH:
         what = command[start] if start < len(command) else "nothing"
         role = "a KFP driver Pod" if posixpath.basename(what) == "driver" else "not a KFP v2 executor Pod"
@@ -145,7 +144,7 @@ def read_step(main: Mapping[str, Any], where: str) -> tuple[ElyraNode | None, st
     except ValueError:
         return None, "the KFP launcher's command has no `--` before the user command"
     user_argv = command[separator + 1 :] + args
-    if "bootstrapper.py" not in " ".join(user_argv[2:3]):
+    if len(user_argv) < 3 or "bootstrapper.py" not in user_argv[2]:
         return None, "not an Elyra generic node (the user command does not run bootstrapper.py)"
     # The transformer's reader takes a container template: the user command is exactly what Elyra compiled.
     template = {"name": MAIN, "container": {"command": user_argv[:2], "args": user_argv[2:]}}
