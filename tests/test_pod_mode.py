@@ -18,6 +18,8 @@ import jsonpatch
 import kubernetes_validate
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from elyra_sidecar import contract
 from elyra_sidecar.transformer import Config, config_from_mapping
@@ -537,3 +539,58 @@ class TestPodModeNote:
             "docs/pod-mode.md",
         ):
             assert needle in POD_MODE_NOTE
+
+
+_ENV = st.sampled_from(
+    [
+        {"name": "PYTHONPATH", "value": "/opt/lib"},
+        {"name": "PYTHONPATH", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+        {"name": "PYTHONUNBUFFERED", "value": "0"},
+        {"name": "AWS_SESSION_TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "t"}}},
+        {"name": "EXTRA", "value": "$(KFP_POD_NAME)"},
+    ]
+)
+_CONFIGS = st.fixed_dictionaries(
+    {},
+    optional={
+        "unbuffered": st.booleans(),
+        "work_dir": st.fixed_dictionaries({}, optional={"mount_path": st.sampled_from(["/w", "/a/b/c"])}),
+        "sidecar": st.fixed_dictionaries(
+            {}, optional={"mirror": st.booleans(), "name": st.just("script-log")}
+        ),
+        "live": st.fixed_dictionaries({}, optional={"mode": st.sampled_from(["auto", "on", "off"])}),
+    },
+)
+
+
+class TestProperties:
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        name=st.sampled_from(list(PODS)),
+        env=st.lists(_ENV, max_size=3, unique_by=lambda e: e["name"]),
+        inject=st.sampled_from([None, "true", "false", "yes"]),
+        namespace_opted_in=st.booleans(),
+        settings_=_CONFIGS,
+    )
+    def test_any_pod_any_config(self, name, env, inject, namespace_opted_in, settings_):
+        """Never raises or mutates its input; a patched Pod is valid, keeps main's command and is final."""
+        pod = load(name)
+        main = container(pod, "main")
+        main["env"] = [*main.get("env", []), *env]
+        annotations = pod["metadata"]["annotations"]
+        annotations.pop(contract.ANNOTATION_INJECT, None)
+        if inject is not None:
+            annotations[contract.ANNOTATION_INJECT] = inject
+        config = config_from_mapping(settings_)
+        before = copy.deepcopy(pod)
+        outcome = mutate_pod(pod, config, namespace_opted_in=namespace_opted_in)
+        assert pod == before
+        assert outcome.result in ("patched", "unchanged")
+        if outcome.result != "patched":
+            assert outcome.patch == []
+            return
+        result = jsonpatch.apply_patch(pod, outcome.patch)
+        kubernetes_validate.validate(result, K8S, strict=True)
+        for key in ("image", "command", "args"):
+            assert container(result, "main")[key] == main[key]
+        assert mutate_pod(result, config, namespace_opted_in=namespace_opted_in).patch == []
