@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -70,6 +72,15 @@ def _in_namespace(argv: list[str], tmp_path: Path) -> tuple[subprocess.Popen[byt
     return proc, int(children.read_text().split()[0])
 
 
+def _end(proc: subprocess.Popen[bytes], pid: int) -> None:
+    """Whatever happened: SIGKILL the namespace's PID 1 (which takes every process in it), then unshare."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait(timeout=30)
+
+
 def _exec_stop(pid: int, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["nsenter", "--target", str(pid), "--pid", "--mount", SIDECAR, "stop", *args],
@@ -117,9 +128,7 @@ class TestStopInANamespace:
             assert "sent signal 15 to pid 1" in done.stderr
             assert proc.wait(timeout=DEADLINE + 5) == 0
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _end(proc, pid)
 
     def test_finds_the_tail_behind_another_pid_1(self, tmp_path):
         """PID 1 is a wrapper (a shared namespace's pause, tini): the tail is found, only it is signalled."""
@@ -133,9 +142,7 @@ class TestStopInANamespace:
             assert proc.wait(timeout=DEADLINE + 5) == 0
             assert b"wrapper-still-here" in proc.stdout.read()
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _end(proc, pid)
 
     def test_no_tail_is_an_error(self, tmp_path):
         """Nothing to stop: one `Error:` line, exit 1 (Argo logs it)."""
