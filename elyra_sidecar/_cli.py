@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "elyra_sidecar.sidecar.live",
         "(init container) install the live-output hook",
     ),
+    contract.STOP_COMMAND: (
+        "elyra_sidecar.sidecar.stop",
+        "(Argo's kill command) signal this container's `tail` process",
+    ),
 }
 
 

@@ -24,11 +24,13 @@ __all__ = [
     "ARG_MAIN_EXIT_FILE",
     "ARG_POLL",
     "ARG_SHUTDOWN_DEADLINE",
+    "ARG_STOP_SIGNAL",
     "ARG_UPLOAD_INTERVAL",
     "CREDENTIAL_ENV",
     "INSTALL_LIVE_COMMAND",
     "LIVE_LOG_ENV",
     "LIVE_SCRIPT_ENV",
+    "STOP_COMMAND",
     "TAIL_COMMAND",
 ]
 
@@ -36,6 +38,10 @@ __all__ = [
 TAIL_COMMAND: Final = "tail"
 #: `elyra-sidecar install-live --dest DIR`: the init container that places the live hook.
 INSTALL_LIVE_COMMAND: Final = "install-live"
+#: `elyra-sidecar stop --signal N`: Argo's kill command for the elyra-log container (no shell needed).
+STOP_COMMAND: Final = "stop"
+#: The option of `stop` that takes the signal number (Argo puts `%d` there).
+ARG_STOP_SIGNAL: Final = "--signal"
 #: Directory to watch: where the bootstrapper writes `<name>.log` (absolute, inside the shared volume).
 ARG_DIR: Final = "--dir"
 #: A file name (relative to --dir) to follow; repeatable.

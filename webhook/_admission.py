@@ -19,6 +19,7 @@ from typing import Any, Literal, TypedDict
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._transform import transform
 from elyra_sidecar.webhook._patch import make_patch
+from elyra_sidecar.webhook._pod import PodModeConfig, mutate_pod
 
 __all__ = [
     "AdmissionRequest",
@@ -29,6 +30,7 @@ __all__ = [
     "Result",
     "admit",
     "admit_body",
+    "admit_pod",
     "not_injected",
 ]
 
@@ -138,17 +140,37 @@ def _identity(review: object) -> tuple[str, str, str]:
 
 
 def admit(review: object, config: Config) -> Outcome:
-    """Decide on one AdmissionReview (v1). Always allows; patches opted-in Elyra nodes of Workflows."""
+    """Decide on one AdmissionReview (v1). Always allows; patches opted-in Elyra nodes of Workflows and,
+    dispatched by `request.kind`, opted-in Elyra step Pods of KFP v2 (the Pod mode, `_pod.py`)."""
+    return _guarded(review, config, pods_only=False)
+
+
+def admit_pod(review: object, config: Config, *, pod_config: PodModeConfig | None = None) -> Outcome:
+    """`admit()` for Pod reviews only: anything but a Pod CREATE is allowed untouched ("skipped")."""
+    return _guarded(review, config, pods_only=True, pod_config=pod_config)
+
+
+def _guarded(
+    review: object, config: Config, *, pods_only: bool, pod_config: PodModeConfig | None = None
+) -> Outcome:
     uid, namespace, name = _identity(review)
     try:
-        outcome = _admit(review, config, uid, namespace)
+        outcome = _admit(review, config, uid, namespace, pods_only=pods_only, pod_config=pod_config)
     except (Exception, SystemExit) as exc:  # never block a run (a library's exit() included): say why
         reason = _short(f"{type(exc).__name__}: {exc}")
         outcome = Outcome(_response(uid, warnings=[f"not injected: {reason}"]), "error", reason)
     return replace(outcome, uid=uid, namespace=namespace, name=name)
 
 
-def _admit(review: object, config: Config, uid: str, namespace: str) -> Outcome:
+def _admit(
+    review: object,
+    config: Config,
+    uid: str,
+    namespace: str,
+    *,
+    pods_only: bool = False,
+    pod_config: PodModeConfig | None = None,
+) -> Outcome:
     request = review.get("request") if isinstance(review, Mapping) else None
     if (
         not isinstance(review, Mapping)
@@ -165,7 +187,14 @@ def _admit(review: object, config: Config, uid: str, namespace: str) -> Outcome:
         )
     kind = request["kind"]
     operation = request.get("operation")
-    if operation != "CREATE" or kind.get("group") != "argoproj.io" or kind.get("kind") != "Workflow":
+    if operation == "CREATE" and kind.get("group") == "" and kind.get("kind") == "Pod":
+        return _admit_pod(request, config, uid, namespace, pod_config)
+    if (
+        pods_only
+        or operation != "CREATE"
+        or kind.get("group") != "argoproj.io"
+        or kind.get("kind") != "Workflow"
+    ):
         return Outcome(
             _response(uid),
             "skipped",
@@ -189,6 +218,26 @@ def _admit(review: object, config: Config, uid: str, namespace: str) -> Outcome:
         "patched",
         f"{transformed} node(s) transformed",
         nodes_transformed=transformed,
+    )
+
+
+def _admit_pod(
+    request: Mapping[str, Any], config: Config, uid: str, namespace: str, pod_config: PodModeConfig | None
+) -> Outcome:
+    pod = request.get("object")
+    if not isinstance(pod, Mapping):
+        return Outcome(_response(uid, warnings=["request.object is not a Pod"]), "error", "no object")
+    outcome = mutate_pod(
+        pod,
+        config,
+        namespace_opted_in=namespace in config.webhook.inject_all_in_namespaces,
+        pod_config=pod_config,
+    )
+    return Outcome(
+        _response(uid, patch=outcome.patch, warnings=outcome.warnings),
+        outcome.result,
+        _short(outcome.reason),
+        nodes_transformed=int(outcome.result == "patched"),
     )
 
 
