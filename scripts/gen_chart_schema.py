@@ -70,6 +70,20 @@ def schema() -> dict[str, Any]:
                         "excludeNamespaces": {"type": "array", "items": STR},
                         "objectSelector": MAP,
                         "matchConditions": obj({"enabled": BOOL}),
+                        # The Pod mode's entry (KFP v2, docs/pod-mode.md); off by default.
+                        "pods": obj(
+                            {
+                                "enabled": BOOL,
+                                "timeoutSeconds": {"type": "integer", "minimum": 1, "maximum": 30},
+                                "namespaceSelector": obj(
+                                    {
+                                        "matchLabels": STR_MAP,
+                                        "matchExpressions": {"type": "array", "items": {"type": "object"}},
+                                    }
+                                ),
+                                "matchConditions": obj({"enabled": BOOL}),
+                            }
+                        ),
                     }
                 ),
                 "certificates": obj(

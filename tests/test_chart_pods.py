@@ -1,7 +1,7 @@
 """The chart's Pod-mode webhook entry (webhook.pods), rendered by the real helm and validated offline.
 
-Skipped, saying so, while the chart has no `webhook.pods` values (the entry arrives with the chart change
-described in docs/pod-mode.md).
+Rendered with tests/chart-values/default.yaml: the chart's defaults plus the value it requires (the API
+server's sources for the NetworkPolicy).
 """
 
 from __future__ import annotations
@@ -20,15 +20,12 @@ CHART = ROOT / "charts" / "elyra-sidecar"
 PODS = ROOT / "tests" / "fixtures" / "kfp-v2"
 K8S = "1.30"
 
-pytestmark = pytest.mark.skipif(
-    "pods:" not in (CHART / "values.yaml").read_text(),
-    reason="the chart has no webhook.pods entry yet (chart change pending, see docs/pod-mode.md)",
-)
+DEFAULTS = ROOT / "tests" / "chart-values" / "default.yaml"
 
 
 def webhooks(*args: str) -> list[dict]:
     proc = subprocess.run(
-        [str(helm_binary()), "template", "rel", str(CHART), "-n", "elyra-system", *args],
+        [str(helm_binary()), "template", "rel", str(CHART), "-n", "elyra-system", "-f", str(DEFAULTS), *args],
         capture_output=True,
         text=True,
         check=False,
