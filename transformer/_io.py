@@ -139,7 +139,10 @@ def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
     try:
         return zf.read(info)
     except NotImplementedError as exc:  # a compression method Python does not read
-        raise InputError(f"{where}: {info.filename} in the package: {exc}") from exc
+        raise InputError(
+            f"{where}: {info.filename} in the package uses compression method {info.compress_type}, "
+            "which cannot be read"
+        ) from exc
 
 
 def _check_zip(zf: zipfile.ZipFile, where: str) -> None:
