@@ -251,11 +251,12 @@ def _validate(config: Config) -> Config:
     ):
         if not path.startswith("/") or path.rstrip("/") == "":
             raise ConfigError(f"{key}: must be an absolute path other than /, got {path!r}")
-        if posixpath.normpath(path) != path.rstrip("/") or "\0" in path:
+        if posixpath.normpath(path) != path.rstrip("/") or "//" in path or "\0" in path:
             # `/a/../..` would be mounted where it reads, not where the steps think it is.
+            plain = "/" + "/".join(p for p in posixpath.normpath(path).split("/") if p)
             raise ConfigError(
                 f"{key}: must be a plain absolute path (no `.`, `..` or `//`), got {path!r}; "
-                f"did you mean {posixpath.normpath(path)!r}?"
+                f"did you mean {plain!r}?"
             )
     if config.lineage.mount_path.rstrip("/").startswith(config.work_dir.mount_path.rstrip("/") + "/") or (
         config.lineage.mount_path.rstrip("/") == config.work_dir.mount_path.rstrip("/")
