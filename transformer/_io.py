@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Literal
 
 import yaml
 
-from elyra_sidecar.transformer._yaml import YamlLimitError, load_documents
+from elyra_sidecar.transformer._yaml import UnusualValueError, YamlLimitError, emit_document, load_documents
 
 __all__ = [
     "MAX_INPUT_BYTES",
@@ -58,12 +58,26 @@ def _represent_str(dumper: Any, value: str) -> Any:
 _Dumper.add_representer(str, _represent_str)
 
 
+_DUMP_OPTIONS: dict[str, Any] = {"default_flow_style": False, "allow_unicode": True, "width": 100}
+
+
 def dump_yaml(data: Any) -> str:
-    return str(
-        yaml.dump(
-            data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
-        )
-    )
+    """The YAML text of `data`: what `yaml.dump` with `_Dumper` writes, byte for byte, about twice as fast.
+
+    Plain data goes to the emitter as events directly (no representer nodes, no per-scalar resolver calls
+    for repeated strings); anything else (dates, bytes, sets) takes PyYAML's own path.
+    """
+    stream = io.StringIO()
+    dumper = _Dumper(stream, sort_keys=False, **_DUMP_OPTIONS)
+    try:
+        dumper.open()
+        emit_document(dumper, data)
+        dumper.close()
+    except UnusualValueError:
+        return str(yaml.dump(data, Dumper=_Dumper, sort_keys=False, **_DUMP_OPTIONS))
+    finally:
+        dumper.dispose()
+    return stream.getvalue()
 
 
 @dataclass(frozen=True)

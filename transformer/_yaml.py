@@ -33,7 +33,15 @@ from yaml.events import (
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-__all__ = ["MAX_ALIAS_RATIO", "MAX_DEPTH", "MAX_EXPANDED_NODES", "YamlLimitError", "load_documents"]
+__all__ = [
+    "MAX_ALIAS_RATIO",
+    "MAX_DEPTH",
+    "MAX_EXPANDED_NODES",
+    "UnusualValueError",
+    "YamlLimitError",
+    "emit_document",
+    "load_documents",
+]
 
 #: Deepest nesting of mappings and sequences (aliases expanded). Argo Workflows nest about 10 deep; the
 #: limit keeps every later recursive walk (copy, dump) far from Python's recursion limit.
@@ -276,3 +284,77 @@ def load_documents(text: str) -> list[Any]:
                 builder.event(event)
     finally:
         source.dispose()
+
+
+class UnusualValueError(Exception):
+    """A value the fast writer does not handle (a date, bytes, a set): the caller uses PyYAML's path."""
+
+
+_MAP_START: Any = MappingStartEvent
+_SEQ_START: Any = SequenceStartEvent
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+
+
+def _float_text(value: float) -> str:
+    """SafeRepresenter.represent_float's text for `value`."""
+    if value != value:  # noqa: PLR0124 - NaN
+        return ".nan"
+    if value in {float("inf"), float("-inf")}:
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value).lower()
+    if "." not in text and "e" in text:
+        text = text.replace("e", ".0e", 1)
+    return text
+
+
+def emit_document(emitter: Any, data: Any) -> None:
+    """Send `data` to a PyYAML emitter as the events PyYAML's safe representer and serializer would send
+    with block style everywhere, `|` for multi-line strings and no aliases; without building its node graph.
+
+    Raises UnusualValueError (before emitting it) for a type other than dict, list, str, int, float, bool
+    and None.
+    """
+    plain: dict[str, bool] = {}  # string -> may it be written unquoted (it reads back as a string)?
+    emit = emitter.emit
+    emit(DocumentStartEvent(explicit=False))
+    stack: list[tuple[Any, Any]] = []
+    value = data
+    while True:
+        kind = type(value)
+        if kind is str:
+            ok = plain.get(value)
+            if ok is None:
+                ok = plain[value] = _resolve(value, (True, False)) == _STR
+            emit(ScalarEvent(None, _STR, (ok, True), value, style="|" if "\n" in value else None))
+        elif kind is dict:
+            emit(_MAP_START(None, _MAP, implicit=True, flow_style=False))
+            stack.append((iter([x for pair in value.items() for x in pair]), MappingEndEvent))
+        elif kind is list:
+            emit(_SEQ_START(None, _SEQ, implicit=True, flow_style=False))
+            stack.append((iter(value), SequenceEndEvent))
+        else:
+            if value is None:
+                tag, text = _NULL, "null"
+            elif kind is bool:
+                tag, text = _BOOL, "true" if value else "false"
+            elif kind is int:
+                tag, text = _INT, str(value)
+            elif kind is float:
+                tag, text = _FLOAT, _float_text(value)
+            else:
+                raise UnusualValueError(kind.__name__)
+            emit(ScalarEvent(None, tag, (_resolve(text, (True, False)) == tag, tag == _STR), text))
+        while stack:
+            items, end = stack[-1]
+            value = next(items, _END)
+            if value is not _END:
+                break
+            stack.pop()
+            emit(end())
+        else:
+            break
+    emit(DocumentEndEvent(explicit=False))
+
+
+_END = object()
