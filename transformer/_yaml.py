@@ -12,6 +12,7 @@ node graph also makes it several times faster than `yaml.load` with the C loader
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,10 +76,14 @@ def _at(event: Any) -> str:
 
 def _resolve(value: str, implicit: tuple[bool, bool]) -> str:
     """The tag of an untagged scalar, exactly as PyYAML's safe resolver decides it."""
-    if implicit[0]:
-        for tag, regexp in _IMPLICIT.get(value[:1], []) + _WILDCARD:
-            if regexp.match(value):
-                return str(tag)
+    return _resolve_plain(value) if implicit[0] else _STR
+
+
+@functools.lru_cache(maxsize=4096)  # keys, names and small values repeat throughout a Workflow
+def _resolve_plain(value: str) -> str:
+    for tag, regexp in _IMPLICIT.get(value[:1], []) + _WILDCARD:
+        if regexp.match(value):
+            return str(tag)
     return _STR
 
 
