@@ -22,6 +22,7 @@ __all__ = [
     "MAX_INPUT_BYTES",
     "InputError",
     "Loaded",
+    "StdoutError",
     "dump_yaml",
     "load_input",
     "render_output",
@@ -40,6 +41,10 @@ _BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 class InputError(ValueError):
     """The input or output cannot be used; the message says what and where."""
+
+
+class StdoutError(InputError):
+    """Standard output failed part way (full disk, closed pipe): the caller should stop using it."""
 
 
 class _Dumper(_BaseDumper):  # type: ignore[misc]
@@ -317,9 +322,9 @@ def write_output(output: str, data: bytes, stdout: BinaryIO | None) -> None:
             _write_all(stdout.write, data)
             stdout.flush()
         except BrokenPipeError:
-            raise InputError("standard output: the reader closed it before the end (broken pipe)") from None
+            raise StdoutError("standard output: the reader closed it before the end (broken pipe)") from None
         except OSError as exc:
-            raise InputError(f"standard output: cannot write: {exc.strerror or exc}") from exc
+            raise StdoutError(f"standard output: cannot write: {exc.strerror or exc}") from exc
         return
     path = Path(os.path.realpath(output))  # through symbolic links, to the file they name
     try:

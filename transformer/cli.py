@@ -20,6 +20,7 @@ from elyra_sidecar.transformer._config import ConfigError, load_config
 from elyra_sidecar.transformer._elyra import NodeParseError
 from elyra_sidecar.transformer._io import (
     InputError,
+    StdoutError,
     check_output_path,
     load_input,
     render_output,
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _transform_command(args)
     except (InputError, WorkflowError, ConfigError, NodeParseError, OSError) as exc:
-        if isinstance(exc, InputError) and str(exc).startswith("standard output:"):
+        if isinstance(exc, StdoutError):
             _silence_stdout()
         if sys.stderr is not None:
             sys.stderr.write(f"Error: {printable(str(exc))}\n")
