@@ -326,6 +326,21 @@ class TestOutputFile:
         assert proc.returncode == 0, proc.stderr
         assert link.is_symlink() and yaml.safe_load(target.read_text())["spec"]["templates"][0]["sidecars"]
 
+    def test_a_fifo_is_written_into_not_replaced(self, tmp_path):
+        """-o naming a FIFO (like /dev/null, not a regular file) writes into it; it is never renamed over."""
+        fifo = tmp_path / "out.fifo"
+        os.mkfifo(fifo)
+        reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+        try:
+            proc = run(str(FIXTURE), "-q", "-o", str(fifo))
+            assert proc.returncode == 0, proc.stderr
+            assert stat.S_ISFIFO(fifo.stat().st_mode)
+            received, _ = reader.communicate(timeout=60)
+        finally:
+            reader.kill()
+            reader.wait()
+        assert yaml.safe_load(received)["spec"]["templates"][0]["sidecars"]
+
     def test_an_unwritable_directory_names_the_output_path(self):
         """The error names the -o path, not the temporary file next to it (sysfs refuses even root)."""
         out = Path("/sys/kernel/elyra-sidecar-out.yaml")

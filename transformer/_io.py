@@ -302,6 +302,14 @@ def _write_all(write: Any, data: bytes) -> None:
         view = view[written:]
 
 
+def _write_into(output: str, path: Path, data: bytes) -> None:
+    try:
+        with path.open("wb") as handle:
+            _write_all(handle.write, data)
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from exc
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -314,6 +322,7 @@ def write_output(output: str, data: bytes, stdout: BinaryIO | None) -> None:
     A file is replaced atomically: it holds either its old content or the whole new one. A new file gets
     the mode a shell redirection would give it (0666 less the umask), an existing one keeps its mode. A
     symbolic link is written through, as `> link` does: its target gets the new content, the link stays.
+    Anything else that exists (/dev/null, a FIFO) is written into, never replaced.
     """
     if output == "-":
         if stdout is None:
@@ -328,11 +337,18 @@ def write_output(output: str, data: bytes, stdout: BinaryIO | None) -> None:
         return
     path = Path(os.path.realpath(output))  # through symbolic links, to the file they name
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        status = path.stat()
     except FileNotFoundError:
         mode = 0o666 & ~_umask()
     except OSError as exc:
         raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from exc
+    else:
+        if not stat.S_ISREG(status.st_mode):
+            # /dev/null, a FIFO, a terminal: write into it. Renaming a file over it would replace the
+            # device itself (as root, /dev/null became a regular file).
+            _write_into(output, path, data)
+            return
+        mode = stat.S_IMODE(status.st_mode)
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
