@@ -83,7 +83,7 @@ def _commands(document: Any) -> dict[int, tuple[Any, Any]]:
 
 class TestFuzzedWorkflows:
     @settings(
-        max_examples=120,
+        max_examples=100,
         derandomize=True,
         deadline=None,
         database=None,
