@@ -161,3 +161,22 @@ class TestBadInput:
     def test_usage_error_exit_2(self):
         """Unknown options are usage errors (exit 2)."""
         assert run("--nope").returncode == 2
+
+
+class TestReportEscaping:
+    def test_escaped_changes_are_still_counted_by_kind(self):
+        """An output path with a control character is escaped in the table and still counted as an artifact."""
+        from elyra_sidecar.transformer import transform
+        from elyra_sidecar.transformer.cli import _printable_report, _report_text
+
+        workflow = yaml.safe_load((FIXTURES / "elyra-3.15.0-three-node.yaml").read_text())
+        template = next(t for t in workflow["spec"]["templates"] if "--outputs" in str(t.get("container")))
+        args = template["container"]["args"]
+        index = next(i for i, a in enumerate(args) if "--outputs" in a)
+        args[index] = args[index].replace("--outputs '", "--outputs 'evil\x1bc\x07.csv;", 1)
+        out = io.StringIO()
+        _report_text(_printable_report(transform(workflow)), out)
+        text = out.getvalue()
+        assert "\x1b" not in text and "\x07" not in text
+        row = next(line for line in text.splitlines() if line.startswith(template["name"] + " "))
+        assert "3 output artifacts" in row

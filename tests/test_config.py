@@ -39,6 +39,18 @@ class TestConfig:
             ({"sidecar": {"shutdown_deadline_seconds": 45}}, "under Argo's 30 s grace"),
             ({"lineage": {"mount_path": "/elyra-sidecar/work/in"}}, "lineage.mount_path: must lie outside"),
             ({"nope": 1}, "nope: unknown key"),
+            (
+                {"sidecar": {"shutdown_deadline_seconds": float("nan")}},
+                "shutdown_deadline_seconds: must be a finite",
+            ),
+            (
+                {"sidecar": {"upload_interval_seconds": float("inf")}},
+                "upload_interval_seconds: must be a finite",
+            ),
+            ({"webhook": {"drain_seconds": float("-inf")}}, "webhook.drain_seconds: must be a finite"),
+            ({"work_dir": {"mount_path": "/a/../.."}}, "work_dir.mount_path: must be a plain absolute path"),
+            ({"work_dir": {"mount_path": "/a/./b"}}, "did you mean '/a/b'"),
+            ({"lineage": {"mount_path": "//in"}}, "lineage.mount_path: must be a plain absolute path"),
             ([1], "must be a mapping"),
         ],
     )
@@ -52,6 +64,24 @@ class TestConfig:
         path = tmp_path / "c.yaml"
         path.write_text("sidecar:\n  image: [\n")
         with pytest.raises(ConfigError, match=r"c.yaml: not valid YAML \(line"):
+            load_config(path)
+
+    @pytest.mark.parametrize("value", [".nan", ".inf", "-.Inf"])
+    def test_yaml_nan_and_infinity_are_refused(self, tmp_path, value):
+        """`.nan` and `.inf` in the file (the sidecar would skip its final upload) name the key."""
+        path = tmp_path / "c.yaml"
+        path.write_text(f"sidecar:\n  shutdown_deadline_seconds: {value}\n")
+        message = r"sidecar\.shutdown_deadline_seconds: must be a finite positive"
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)
+
+    def test_duplicate_keys_are_refused(self, tmp_path):
+        """A key given twice names the key and lines, instead of the last one winning silently."""
+        path = tmp_path / "c.yaml"
+        path.write_text("sidecar:\n  mirror: false\n  mirror: true\n")
+        with pytest.raises(
+            ConfigError, match=r"c.yaml: line 3, column 3: duplicate key 'mirror' \(first at line 2\)"
+        ):
             load_config(path)
 
     def test_every_key_is_documented(self):

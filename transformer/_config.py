@@ -8,6 +8,8 @@ lists the same keys (a test keeps the two in step).
 from __future__ import annotations
 
 import dataclasses
+import math
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
+
+from elyra_sidecar.transformer._yaml import YamlLimitError, load_documents
 
 __all__ = [
     "ArtifactsConfig",
@@ -198,8 +202,9 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: must be true or false, got {value!r}")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"{key}: must be a positive number, got {value!r}")
+        # NaN compares false with everything, so `<= 0` alone would let `.nan` (and `.inf`) through.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+            raise ConfigError(f"{key}: must be a finite positive number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str) or not value:
@@ -254,6 +259,13 @@ def _validate(config: Config) -> Config:
     ):
         if not path.startswith("/") or path.rstrip("/") == "":
             raise ConfigError(f"{key}: must be an absolute path other than /, got {path!r}")
+        if posixpath.normpath(path) != path.rstrip("/") or "//" in path or "\0" in path:
+            # `/a/../..` would be mounted where it reads, not where the steps think it is.
+            plain = "/" + "/".join(p for p in posixpath.normpath(path).split("/") if p)
+            raise ConfigError(
+                f"{key}: must be a plain absolute path (no `.`, `..` or `//`), got {path!r}; "
+                f"did you mean {plain!r}?"
+            )
     if config.lineage.mount_path.rstrip("/").startswith(config.work_dir.mount_path.rstrip("/") + "/") or (
         config.lineage.mount_path.rstrip("/") == config.work_dir.mount_path.rstrip("/")
     ):
@@ -290,11 +302,16 @@ def load_config(path: str | Path | None) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text)
+        documents = load_documents(text)
+    except YamlLimitError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}") from exc
+    if len(documents) > 1:
+        raise ConfigError(f"{path}: holds {len(documents)} YAML documents; expected one mapping")
+    data = documents[0] if documents else None
     try:
         return config_from_mapping(data)
     except ConfigError as exc:

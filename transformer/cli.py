@@ -8,23 +8,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from elyra_sidecar.transformer._config import ConfigError, load_config
 from elyra_sidecar.transformer._elyra import NodeParseError
 from elyra_sidecar.transformer._io import (
     InputError,
+    StdoutError,
     check_output_path,
     load_input,
     render_output,
     write_output,
 )
+from elyra_sidecar.transformer._shape import check_shape, restore_untouched
 from elyra_sidecar.transformer._steps import Change, ChangeKind
-from elyra_sidecar.transformer._transform import TransformResult, WorkflowError, transform
+from elyra_sidecar.transformer._transform import NodeReport, TransformResult, WorkflowError, transform
 
 __all__ = ["main"]
 
@@ -32,6 +37,7 @@ __all__ = ["main"]
 def parser() -> argparse.ArgumentParser:
     t = argparse.ArgumentParser(
         prog="elyra-sidecar transform",
+        allow_abbrev=False,
         description="Rewrite an Elyra-compiled Argo Workflow: shared work dir, log sidecar, "
         "output artifacts. Reads YAML or a KFP package and writes the same format.",
     )
@@ -99,6 +105,54 @@ def _report_text(result: TransformResult, out: TextIO) -> None:
     out.writelines(f"warning: {warning}\n" for warning in result.warnings)
 
 
+def printable(text: str) -> str:
+    """`text` with control characters escaped (`\\x1b`), so input cannot drive the terminal it is shown on."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _printable_item(value: str) -> str:
+    """`printable()` that keeps a `Change`'s kind (the table counts by kind)."""
+    text = printable(value)
+    if isinstance(value, Change) and text is not value:
+        return Change(value.kind, text)
+    return text
+
+
+def _printable_node(node: NodeReport) -> NodeReport:
+    fields: dict[str, Any] = {}
+    for name, value in vars(node).items():
+        if isinstance(value, str):
+            fields[name] = printable(value)
+        elif isinstance(value, tuple):
+            fields[name] = tuple(_printable_item(v) for v in value)
+    return replace(node, **fields)
+
+
+def _printable_report(result: TransformResult) -> TransformResult:
+    return replace(
+        result,
+        nodes=tuple(_printable_node(n) for n in result.nodes),
+        warnings=tuple(printable(w) for w in result.warnings),
+    )
+
+
+def _run_transform(workflow: Any, config: Any) -> TransformResult:
+    """transform(), with any crash inside it turned into one line that says where (a bug to report)."""
+    try:
+        return transform(workflow, config)
+    except (WorkflowError, NodeParseError):
+        raise
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError) as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{Path(frame.filename).name}:{frame.lineno}"
+        raise InputError(
+            f"the rewrite failed on a Workflow shape it does not handle ({type(exc).__name__} at {where}); "
+            "nothing was written. Please report it with the input."
+        ) from exc
+
+
 def _transform_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.promote_env:
@@ -112,11 +166,12 @@ def _transform_command(args: argparse.Namespace) -> int:
             ),
             strict=config.strict or args.strict,
         )
-    loaded = load_input(args.input, sys.stdin.buffer)
+    loaded = load_input(args.input, sys.stdin.buffer if sys.stdin is not None else None)
     if not args.check:
         check_output_path(args.output, loaded)
-    result = transform(loaded.workflow, config)
-    if not args.quiet:
+    checked = check_shape(loaded.workflow)
+    result = _run_transform(checked, config)
+    if not args.quiet and sys.stderr is not None:
         if args.report == "json":
             payload = {
                 "changed": result.changed,
@@ -125,12 +180,25 @@ def _transform_command(args: argparse.Namespace) -> int:
             }
             sys.stderr.write(json.dumps(payload, indent=2) + "\n")
         else:
-            _report_text(result, sys.stderr)
+            _report_text(_printable_report(result), sys.stderr)
     if args.check:
         return 1 if result.changed else 0
-    data = render_output(loaded, result.workflow, changed=result.changed)
-    write_output(args.output, data, sys.stdout.buffer)
+    workflow = restore_untouched(result.workflow, checked, loaded.workflow)
+    data = render_output(loaded, workflow, changed=result.changed)
+    write_output(args.output, data, sys.stdout.buffer if sys.stdout is not None else None)
     return 0
+
+
+def _silence_stdout() -> None:
+    """After a failed write to stdout, point it at /dev/null: Python's own flush at exit would fail again."""
+    if sys.stdout is None:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file descriptor (an in-process caller's stream)
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,12 +206,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _transform_command(args)
     except (InputError, WorkflowError, ConfigError, NodeParseError, OSError) as exc:
-        sys.stderr.write(f"Error: {exc}\n")
+        if isinstance(exc, StdoutError):
+            _silence_stdout()
+        if sys.stderr is not None:
+            sys.stderr.write(f"Error: {printable(str(exc))}\n")
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,105 @@
+"""Time the `transform` command's path on a 1000-node Workflow against a YAML load+dump of the same file.
+
+The Workflow is the one bench/transform_bench.py builds from the real fixture nodes (distinct names per
+node). In one run, medians of the CPU time of this process (the machine is shared: wall time is not
+steady) over several repetitions of:
+  floor           YAML load+dump: yaml.load with PyYAML's C safe loader, then yaml.dump with the CLI's
+                  dumper class and options (PyYAML's own C path)
+  before          the CLI's path as it was: that load, transform(), that dump
+  after           the CLI's path now: the bounded load, the shape check, transform(), the fast dump
+  cli             cli.main([file, "-o", out, "-q"]) in process (after, plus reading and writing files)
+  and the parts: each loader alone, each dump of the transformed Workflow alone.
+Writes bench/results/cli.json and prints the ratios to the floor. Run: .venv/bin/python bench/cli_bench.py
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+
+from bench.transform_bench import synthetic  # noqa: E402
+from elyra_sidecar.transformer import cli, transform  # noqa: E402
+from elyra_sidecar.transformer._io import _DUMP_OPTIONS, _Dumper, dump_yaml  # noqa: E402
+from elyra_sidecar.transformer._shape import check_shape  # noqa: E402
+from elyra_sidecar.transformer._yaml import load_documents  # noqa: E402
+
+NODES = 1000
+REPEAT = 5
+_CLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def median_time(fn: Callable[[], object], repeat: int = REPEAT) -> float:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        samples.append(time.process_time() - t0)
+    return statistics.median(samples)
+
+
+def pyyaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_CLoader)  # noqa: S506 - the safe C loader
+
+
+def pyyaml_dump(data: Any) -> str:
+    return str(yaml.dump(data, Dumper=_Dumper, sort_keys=False, **_DUMP_OPTIONS))
+
+
+def before(text: str) -> str:
+    return pyyaml_dump(transform(pyyaml_load(text)).workflow)
+
+
+def after(text: str) -> str:
+    checked = check_shape(load_documents(text)[0])
+    return dump_yaml(transform(checked).workflow)
+
+
+def main() -> int:
+    text = dump_yaml(synthetic(NODES))
+    loaded = pyyaml_load(text)
+    transformed = transform(loaded).workflow
+    assert before(text) == after(text)  # the two paths write the same bytes
+    with tempfile.TemporaryDirectory() as folder:
+        src = Path(folder) / "in.yaml"
+        src.write_text(text)
+        out = Path(folder) / "out.yaml"
+        row: dict[str, Any] = {
+            "nodes": NODES,
+            "yaml_bytes": len(text.encode()),
+            "floor_s": median_time(lambda: pyyaml_dump(pyyaml_load(text))),
+            "before_s": median_time(lambda: before(text)),
+            "after_s": median_time(lambda: after(text)),
+            "cli_s": median_time(lambda: cli.main([str(src), "-o", str(out), "-q"])),
+            "pyyaml_load_s": median_time(lambda: pyyaml_load(text)),
+            "bounded_load_s": median_time(lambda: load_documents(text)),
+            "transform_s": median_time(lambda: transform(loaded)),  # never mutates its input
+            "pyyaml_dump_s": median_time(lambda: pyyaml_dump(transformed)),
+            "fast_dump_s": median_time(lambda: dump_yaml(transformed)),
+        }
+    for key in ("before", "after", "cli"):
+        row[f"{key}_over_floor"] = row[f"{key}_s"] / row["floor_s"]
+    result = ROOT / "bench" / "results" / "cli.json"
+    result.write_text(json.dumps({"python": sys.version.split()[0], "rows": [row]}, indent=2) + "\n")
+    print(f"{NODES} nodes, {row['yaml_bytes'] / 1e6:.2f} MB of YAML (CPU time, median of {REPEAT})")
+    for key, value in row.items():
+        if key.endswith("_s"):
+            print(f"  {key[:-2]:<14} {value * 1e3:8.1f} ms")
+    for key in ("before", "after", "cli"):
+        print(f"  {key + ' / floor':<14} {row[key + '_over_floor']:8.2f}")
+    print("  aim: cli / floor <= 1.5")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
