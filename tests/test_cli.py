@@ -165,7 +165,7 @@ class TestBadInput:
 
 class TestReportEscaping:
     def test_escaped_changes_are_still_counted_by_kind(self):
-        """An output path with a control character is escaped in the table and still counted as an artifact."""
+        """An output path with a control character is escaped in the table, still counted as an artifact."""
         from elyra_sidecar.transformer import transform
         from elyra_sidecar.transformer.cli import _printable_report, _report_text
 
