@@ -155,6 +155,26 @@ class TestAdmit:
         )
 
 
+class TestEmptyFields:
+    def test_null_env_and_outputs_are_injected_like_the_cli(self):
+        """An empty `env:`/`outputs:` (YAML null) does not stop injection; the patch gives the CLI's result."""
+        workflow = annotate(load_fixture(FIXTURES / "elyra-3.15.0-three-node.yaml"), "workflow")
+        template = next(t for t in workflow["spec"]["templates"] if "container" in t)
+        template["container"]["env"] = None
+        template["outputs"] = None
+        outcome = admit(review(workflow), Config())
+        assert outcome.result == "patched", outcome.reason
+        result = patched(copy.deepcopy(workflow), outcome.review["response"])
+        cli = subprocess.run(
+            [sys.executable, "-m", "elyra_sidecar", "transform", "--only-annotated", "-q", "-"],
+            input=yaml.safe_dump(workflow).encode(),
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
+        assert result == yaml.safe_load(cli.stdout)
+
+
 class TestMalformedShapes:
     """All of admit() is under its never-block guard: any shape of review is allowed."""
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, TypedDict
 
 from elyra_sidecar.transformer._config import Config
+from elyra_sidecar.transformer._shape import check_shape, restore_untouched
 from elyra_sidecar.transformer._transform import transform
 from elyra_sidecar.webhook._patch import make_patch
 from elyra_sidecar.webhook._pod import PodModeConfig, mutate_pod
@@ -207,8 +208,11 @@ def _admit(
     effective = replace(
         config, strict=False, selection=replace(config.selection, only_annotated=not all_in_namespace)
     )
-    result = transform(workflow, effective)
-    patch = make_patch(workflow, result.workflow) if result.changed else []
+    checked = check_shape(workflow)  # an empty `env:` (null) reads as absent; a wrong type raises (guarded)
+    result = transform(checked, effective)
+    patch = (
+        make_patch(workflow, restore_untouched(result.workflow, checked, workflow)) if result.changed else []
+    )
     warnings = [f"{n.template}: {w}" for n in result.nodes for w in n.warnings]
     transformed = sum(n.status == "transformed" for n in result.nodes)
     if not patch:
