@@ -157,7 +157,7 @@ class TestAdmit:
 
 class TestEmptyFields:
     def test_null_env_and_outputs_are_injected_like_the_cli(self):
-        """An empty `env:`/`outputs:` (YAML null) does not stop injection; the patch gives the CLI's result."""
+        """An empty `env:`/`outputs:` (YAML null) does not stop injection; the patch gives the CLI result."""
         workflow = annotate(load_fixture(FIXTURES / "elyra-3.15.0-three-node.yaml"), "workflow")
         template = next(t for t in workflow["spec"]["templates"] if "container" in t)
         template["container"]["env"] = None
