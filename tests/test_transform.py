@@ -55,9 +55,9 @@ class TestGolden:
         assert result.workflow == workflow and not result.changed and result.nodes == ()
 
     def test_v2_ir_gets_the_clear_error(self):
-        """Elyra 4.1's KFP v2 IR is refused with a message that names v2 and the in-cluster mode."""
+        """Elyra 4.1's KFP v2 IR is refused with what the Pod mode does and how to enable it."""
         ir = next(yaml.safe_load_all((FIXTURES / "elyra-4.1.1-three-node-kfp-v2-ir.yaml").read_text()))
-        with pytest.raises(WorkflowError, match=r"KFP v2 .*in-cluster"):
+        with pytest.raises(WorkflowError, match=r"KFP v2 .*webhook.pods.enabled=true.*inject"):
             transform(ir)
 
 

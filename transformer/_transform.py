@@ -21,6 +21,7 @@ from elyra_sidecar.transformer._steps import (
 
 __all__ = [
     "INJECT_ANNOTATION",
+    "KFP_V2_NOTE",
     "NodeReport",
     "TransformResult",
     "WorkflowError",
@@ -32,6 +33,20 @@ INJECT_ANNOTATION = contract.ANNOTATION_INJECT
 _WORKFLOW_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 
 NodeStatus = Literal["transformed", "already-transformed", "opted-out", "not-selected", "unreadable"]
+
+
+#: What `transform` says about a KFP v2 IR: where the work happens instead (the webhook's Pod mode).
+KFP_V2_NOTE = (
+    "this is a KFP v2 pipeline spec (IR, Elyra 4.1+), not an Argo Workflow: there is nothing for `transform` "
+    "to rewrite. On KFP v2 every step runs from one shared pod template whose command arrives at run time, "
+    "so elyra-sidecar instruments each step's Pod in the cluster instead (the webhook's Pod mode): it adds "
+    "the elyra-log container (`kubectl logs <pod> -c elyra-log`, live for Python nodes) and mirrors the "
+    "script's log to <cos-directory>/<name>.log while it runs and on failure, leaving main's image, command "
+    "and args untouched. To enable it: install the chart with `webhook.pods.enabled=true`, then opt in each "
+    'node with the Kubernetes pod annotation `elyra-sidecar/inject: "true"` in its Elyra node properties '
+    "(KFP >= 2.14), or a whole namespace with `config.webhook.inject_all_in_namespaces` (any KFP 2.x). "
+    "Upload this pipeline to KFP unchanged. See docs/pod-mode.md."
+)
 
 
 class WorkflowError(ValueError):
@@ -88,10 +103,7 @@ def check_workflow(workflow: Any) -> None:
     if not isinstance(workflow, Mapping):
         raise WorkflowError(f"the document is a {type(workflow).__name__}, not a Workflow mapping")
     if "pipelineInfo" in workflow or "deploymentSpec" in workflow or "root" in workflow:
-        raise WorkflowError(
-            "this is a KFP v2 pipeline spec (IR, Elyra 4.1+), not an Argo Workflow; "
-            "`transform` rewrites KFP v1 Workflows only (KFP v2 needs an in-cluster, Pod-level mode)"
-        )
+        raise WorkflowError(KFP_V2_NOTE)
     api = str(workflow.get("apiVersion", ""))
     kind = workflow.get("kind")
     if not api.startswith("argoproj.io/") or kind not in _WORKFLOW_KINDS:

@@ -23,6 +23,7 @@ from elyra_sidecar import contract
 from elyra_sidecar._version import version
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, read_elyra_node
+from elyra_sidecar.transformer._transform import KFP_V2_NOTE
 from elyra_sidecar.webhook._patch import make_patch
 
 __all__ = [
@@ -51,17 +52,8 @@ _EMISSARY = ("argoexec", "emissary")
 _MAX_PREFIXES = 3  # KFP 2.0-2.2 have two (the driver's own and Argo's); more means something else
 
 #: What `transform` says about a KFP v2 IR instead of a bare error (the transformer's check_workflow).
-POD_MODE_NOTE = (
-    "this is a KFP v2 pipeline spec (IR, Elyra 4.1+), not an Argo Workflow: there is nothing for `transform` "
-    "to rewrite. On KFP v2 every step runs from one shared pod template whose command arrives at run time, "
-    "so elyra-sidecar instruments each step's Pod in the cluster instead (the webhook's Pod mode): it adds "
-    "the elyra-log container (`kubectl logs <pod> -c elyra-log`, live for Python nodes) and mirrors the "
-    "script's log to <cos-directory>/<name>.log while it runs and on failure, leaving main's image, command "
-    "and args untouched. To enable it: install the chart with `webhook.pods.enabled=true`, then opt in each "
-    'node with the Kubernetes pod annotation `elyra-sidecar/inject: "true"` in its Elyra node properties '
-    "(KFP >= 2.14), or a whole namespace with `config.webhook.inject_all_in_namespaces` (any KFP 2.x). "
-    "Upload this pipeline to KFP unchanged. See docs/pod-mode.md."
-)
+#: What `transform` says about a KFP v2 IR (the text lives with the transformer, which cannot import us).
+POD_MODE_NOTE = KFP_V2_NOTE
 
 Result = Literal["patched", "unchanged", "skipped", "error"]
 
