@@ -51,8 +51,22 @@ def _is_node_script() -> bool:
         return False
     if not os.environ.get(_LOG_ENV) and not _main_wanted():
         return False
-    argv = getattr(sys, "argv", None) or []
+    argv = getattr(sys, "argv", None) or _script_from_cmdline()
     return bool(argv) and os.path.basename(argv[0]) == script
+
+
+def _script_from_cmdline() -> List[str]:
+    """Python 3.6 sets sys.argv after site runs: the script is the first argument that is no option."""
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            args = f.read().split(b"\0")[1:]
+    except OSError:
+        return []
+    while args and args[0].startswith(b"-"):
+        if args[0] in (b"-c", b"-m", b"-"):
+            return []  # not a script file
+        args = args[2:] if args[0] in (b"-W", b"-X") else args[1:]
+    return [os.fsdecode(args[0])] if args and args[0] else []
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -71,23 +85,32 @@ def _identity(fd: int) -> Optional[Tuple[int, int]]:
     return (st.st_dev, st.st_ino)
 
 
-def _open_main() -> Optional[int]:
-    """The parent's fd 1 (main's log), opened anew for writing; None if it cannot be.
+def _open_main() -> Tuple[Optional[int], List[Tuple[int, int]]]:
+    """The parent's fd 1 (main's log), opened anew for writing, or None; and what the parent's fds 1 and
+    2 refer to: in a container both streams are main's log, so output already going there is not copied.
 
     O_APPEND: a regular file is written at its end, never from offset 0 over what is there. O_NONBLOCK
     only for the open itself: a pipe nobody reads fails (ENXIO) instead of blocking; sockets fail too.
     The writes then block like the bootstrapper's own. O_NOCTTY: a tty never becomes ours."""
+    parent = "/proc/" + str(os.getppid()) + "/fd/"
     flags = os.O_WRONLY | os.O_APPEND | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open("/proc/" + str(os.getppid()) + "/fd/1", flags)
+        fd = os.open(parent + "1", flags)
     except OSError:
-        return None
+        return None, []
     try:
         os.set_blocking(fd, True)
+        st = os.fstat(fd)
     except OSError:
         os.close(fd)
-        return None
-    return fd
+        return None, []
+    seen = [(st.st_dev, st.st_ino)]
+    try:
+        st = os.stat(parent + "2")
+        seen.append((st.st_dev, st.st_ino))
+    except OSError:
+        pass
+    return fd, seen
 
 
 class _Sink:
@@ -264,25 +287,24 @@ def _close(fds: List[Optional[int]]) -> None:
                 pass
 
 
-def _start_follower(main_fd: Optional[int], log_fd: Optional[int]) -> None:
+def _start_follower(main_fd: Optional[int], log_fd: Optional[int]) -> bool:
     """fd 1 is a regular file that fd 2 shares: follow the file; the script's fds stay as they are."""
+    opened = [main_fd, log_fd]
     try:
         source = os.open("/proc/self/fd/1", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        _close([main_fd, log_fd])
-        return
-    opened = [source, main_fd, log_fd]
-    try:
+        opened.append(source)
         os.lseek(source, os.lseek(1, 0, os.SEEK_CUR), os.SEEK_SET)  # what is already there is not ours
         pid = os.getpid()
         started = _start_time(pid)
         sinks = [_Sink(log_fd), _Lines(main_fd)]
-        _spawn(lambda: _follow(source, pid, started, sinks))
+        return _spawn(lambda: _follow(source, pid, started, sinks))
+    except OSError:
+        return False
     finally:
         _close(opened)
 
 
-def _start_tee(main_fd: Optional[int], log_fd: Optional[int], main_id: Optional[Tuple[int, int]]) -> None:
+def _start_tee(main_fd: Optional[int], log_fd: Optional[int], main_ids: List[Tuple[int, int]]) -> bool:
     """Put a pipe under fds 1 and 2 whose reader copies to the original fds and to the other places."""
     out_id, err_id = _identity(1), _identity(2)
     merged = err_id is not None and err_id == out_id
@@ -300,12 +322,12 @@ def _start_tee(main_fd: Optional[int], log_fd: Optional[int], main_id: Optional[
             opened += [err_r, err_w]
     except OSError:
         _close(opened)
-        return
+        return False
     log = _Sink(log_fd)
 
     def sinks_for(target_id: Optional[Tuple[int, int]]) -> List[_Sink]:
         # Where a stream already goes to main's log, a copy there would show every line twice.
-        return [log, _Lines(main_fd if target_id != main_id else None)]
+        return [log, _Lines(main_fd if target_id not in main_ids else None)]
 
     sources: Dict[int, Optional[int]] = {out_r: out_fd}
     sinks = {out_r: sinks_for(out_id)}
@@ -328,28 +350,22 @@ def _start_tee(main_fd: Optional[int], log_fd: Optional[int], main_id: Optional[
         if err_fd is not None:
             os.dup2(err_w if err_w is not None else out_w, 2)
     _close(opened)
+    return started
 
 
-def _start() -> None:
+def _start() -> bool:
     if _identity(1) is None:
-        return  # fd 1 closed: nothing to copy
-    main_fd = _open_main() if _main_wanted() else None
-    main_id = _identity(main_fd) if main_fd is not None else None
+        return False  # fd 1 closed: nothing to copy
+    main_fd, main_ids = _open_main() if _main_wanted() else (None, [])
     out = os.fstat(1)
-    if stat.S_ISREG(out.st_mode) and _identity(2) == (out.st_dev, out.st_ino):
-        if main_id == (out.st_dev, out.st_ino):
-            _close([main_fd])
-            main_fd = None  # the script already writes into main's log
-        log_fd = _open_log()
-        if main_fd is None and log_fd is None:
-            return
-        _start_follower(main_fd, log_fd)
-    else:
-        log_fd = _open_log()
-        if main_fd is None and log_fd is None:
-            return
-        _start_tee(main_fd, log_fd, main_id)
-    os.environ[_ACTIVE_ENV] = "1"  # child processes share the pipes or the file; they must not copy again
+    follow = stat.S_ISREG(out.st_mode) and _identity(2) == (out.st_dev, out.st_ino)
+    if follow and (out.st_dev, out.st_ino) in main_ids:
+        _close([main_fd])
+        main_fd = None  # the script already writes into main's log
+    log_fd = _open_log()
+    if main_fd is None and log_fd is None:
+        return False
+    return _start_follower(main_fd, log_fd) if follow else _start_tee(main_fd, log_fd, main_ids)
 
 
 def _chain_image_sitecustomize() -> None:
@@ -368,7 +384,8 @@ def _chain_image_sitecustomize() -> None:
 
 if _is_node_script():
     try:
-        _start()
+        if _start():
+            os.environ[_ACTIVE_ENV] = "1"  # child processes share the pipe or the file: no second copy
     except Exception:  # noqa: S110 - never break the user's script
         pass
 _chain_image_sitecustomize()
