@@ -90,8 +90,10 @@ def _open_main() -> Tuple[Optional[int], List[Tuple[int, int]]]:
     2 refer to: in a container both streams are main's log, so output already going there is not copied.
 
     O_APPEND: a regular file is written at its end, never from offset 0 over what is there. O_NONBLOCK
-    only for the open itself: a pipe nobody reads fails (ENXIO) instead of blocking; sockets fail too.
-    The writes then block like the bootstrapper's own. O_NOCTTY: a tty never becomes ours."""
+    only for the open itself: a named FIFO nobody reads (container runtimes such as containerd give
+    containers FIFOs) fails with ENXIO instead of blocking for ever; so does a socket. An anonymous pipe
+    nobody reads opens, and its first write fails (EPIPE). The writes block like the bootstrapper's
+    own. O_NOCTTY: a tty never becomes our controlling terminal."""
     parent = "/proc/" + str(os.getppid()) + "/fd/"
     flags = os.O_WRONLY | os.O_APPEND | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
     try:

@@ -523,7 +523,7 @@ class TestMainLogUnavailable:
     """Main's log cannot be opened, or fails later: the hook drops it and nothing else changes."""
 
     @pytest.mark.parametrize("shape", ["4.x", "3.x"])
-    @pytest.mark.parametrize("how", ["closed", "no-reader", "socket", "other-user"])
+    @pytest.mark.parametrize("how", ["closed", "fifo-no-reader", "pipe-no-reader", "socket", "other-user"])
     def test_cannot_be_opened(self, work, shape, how):
         """Exit code, records, .log, captured bytes and the script's fds equal a run without the hook."""
         d, live = work
@@ -558,7 +558,14 @@ class TestMainLogUnavailable:
             kwargs["preexec"] = lambda: os.close(1)
         elif how == "other-user":
             kwargs["script_as_nobody"] = True
-        elif how == "no-reader":
+        elif how == "fifo-no-reader":  # a blocking open would wait for ever
+            fifo = d / "main.fifo"
+            fifo.unlink(missing_ok=True)
+            os.mkfifo(fifo)
+            r = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            kwargs["stdout"] = os.open(fifo, os.O_WRONLY)
+            os.close(r)
+        elif how == "pipe-no-reader":
             r, w = os.pipe()
             os.close(r)
             kwargs["stdout"] = w
@@ -648,6 +655,38 @@ class TestScriptBehaviours:
             assert elsewhere == (d / "elsewhere.txt").read_bytes() == b"hidden\n"
         # Main's log shows what the bootstrapper received, in the same order.
         assert bytes(on.out) == (on.file("job.log") if shape == "3.x" else on.file("captured.bin"))
+
+
+class TestMainLogKinds:
+    """What a container runtime may give main as its stdout, besides an anonymous pipe."""
+
+    def test_named_fifo(self, work):
+        """containerd's kind: a named FIFO with a reader gets the lines."""
+        d, live = work
+        fifo = d / "main.fifo"
+        os.mkfifo(fifo)
+        r = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        w = os.open(fifo, os.O_WRONLY)
+        try:
+            c = Container(Path(sys.executable), d, live, b"print('through a fifo')\n", stdout=w)
+        finally:
+            os.close(w)
+        c.finish()
+        os.set_blocking(r, True)
+        assert os.read(r, 65536) == b"through a fifo\n"
+        os.close(r)
+
+    def test_tty(self, work):
+        """A terminal gets the lines, as a terminal shows them (it turns \\n into \\r\\n)."""
+        d, live = work
+        controller, terminal = os.openpty()
+        try:
+            c = Container(Path(sys.executable), d, live, b"print('on a tty')\n", stdout=terminal)
+        finally:
+            os.close(terminal)
+        c.finish()
+        assert os.read(controller, 65536) == b"on a tty\r\n"
+        os.close(controller)
 
 
 class TestMainLogIsAFile:
