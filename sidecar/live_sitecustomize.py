@@ -15,7 +15,8 @@ How, by what fd 1 is:
   stay untouched; a follower process reads that file as it grows, until the script's process is gone;
 - anything else (Elyra 4.x: the bootstrapper's pipe): fds 1 and 2 go into a pipe to a tee process that
   copies every chunk first to where they went before (the bootstrapper still receives every byte, in
-  order), then to the other places. Child processes and `exec`ed programs inherit the pipe.
+  order), then to main's log, then to the live log. Child processes and `exec`ed programs inherit the
+  pipe.
 
 The helper process is a grandchild, not a child, so the script's `os.wait()` never sees it. It never
 changes the script's exit status, and any failure (fork, closed fds, a place that cannot be opened or
@@ -298,7 +299,7 @@ def _start_follower(main_fd: Optional[int], log_fd: Optional[int]) -> bool:
         os.lseek(source, os.lseek(1, 0, os.SEEK_CUR), os.SEEK_SET)  # what is already there is not ours
         pid = os.getpid()
         started = _start_time(pid)
-        sinks = [_Sink(log_fd), _Lines(main_fd)]
+        sinks = [_Lines(main_fd), _Sink(log_fd)]
         return _spawn(lambda: _follow(source, pid, started, sinks))
     except OSError:
         return False
@@ -329,7 +330,7 @@ def _start_tee(main_fd: Optional[int], log_fd: Optional[int], main_ids: List[Tup
 
     def sinks_for(target_id: Optional[Tuple[int, int]]) -> List[_Sink]:
         # Where a stream already goes to main's log, a copy there would show every line twice.
-        return [log, _Lines(main_fd if target_id not in main_ids else None)]
+        return [_Lines(main_fd if target_id not in main_ids else None), log]
 
     sources: Dict[int, Optional[int]] = {out_r: out_fd}
     sinks = {out_r: sinks_for(out_id)}
