@@ -22,7 +22,10 @@ def install(dest: str | Path) -> Path:
     directory = Path(dest)
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o1777)  # world-writable with the sticky bit, as /tmp
-    source = resources.files("sidecar").joinpath("live_sitecustomize.py").read_bytes()
+    # This package, whatever it is imported as (`elyra_sidecar.sidecar` when installed): a fixed top-level
+    # name only resolves where the source tree happens to be on sys.path.
+    package = __name__.rpartition(".")[0]
+    source = resources.files(package).joinpath("live_sitecustomize.py").read_bytes()
     target = directory / "sitecustomize.py"
     tmp = directory / ".sitecustomize.py.tmp"
     tmp.write_bytes(source)
@@ -41,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = install(args.dest)
     except OSError as exc:
         sys.stderr.write(f"Error: cannot install live output into {args.dest}: {exc.strerror or exc}\n")
+        return 0
+    except Exception as exc:  # a broken package must not fail the user's step either
+        sys.stderr.write(f"Error: cannot install live output into {args.dest}: {type(exc).__name__}: {exc}\n")
         return 0
     sys.stderr.write(f"installed {target} (pid {os.getpid()})\n")
     return 0
