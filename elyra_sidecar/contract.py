@@ -29,6 +29,7 @@ __all__ = [
     "CREDENTIAL_ENV",
     "INSTALL_LIVE_COMMAND",
     "LIVE_LOG_ENV",
+    "LIVE_MAIN_ENV",
     "LIVE_SCRIPT_ENV",
     "STOP_COMMAND",
     "TAIL_COMMAND",
@@ -73,9 +74,11 @@ ARGO_MAIN_EXIT_CODE_FILE: Final = "/var/run/argo/ctr/main/exitcode"
 CREDENTIAL_ENV: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 #: The live hook (sidecar/live_sitecustomize.py, which runs in the user's image and cannot import this
-#: module, spells the same names): the script's base name, and where to write the live copy of its output.
+#: module, spells the same names): the script's base name, where to write the live copy of its output,
+#: and "1" to also copy it into main's log (the bootstrapper's stdout, the KFP UI's Logs tab).
 LIVE_SCRIPT_ENV: Final = "ELYRA_SIDECAR_LIVE_SCRIPT"
 LIVE_LOG_ENV: Final = "ELYRA_SIDECAR_LIVE_LOG"
+LIVE_MAIN_ENV: Final = "ELYRA_SIDECAR_LIVE_MAIN"
 
 #: Opt-in/opt-out per Workflow, template or Pod: "true" / "false".
 ANNOTATION_INJECT: Final = "elyra-sidecar/inject"

@@ -125,7 +125,13 @@ class TestProperties:
             if template["name"] in run_dirs and run_dirs[template["name"]]:
                 run_dir = run_dirs[template["name"]]
                 added = template["outputs"]["artifacts"][len(original["outputs"]["artifacts"]) :]
-                assert all(a["path"].startswith(run_dir.rstrip("/") + "/") for a in added)
+                # The live copy of the log sits at the work volume's root, which can be above the run dir.
+                live = tuple(
+                    m["mountPath"].rstrip("/") + "/.elyra-sidecar-live/"
+                    for m in template["container"].get("volumeMounts") or []
+                )
+                inside = (run_dir.rstrip("/") + "/", *live)
+                assert all(a["path"].startswith(inside) for a in added)
             elif template["name"] not in run_dirs and "dag" not in template:
                 assert template == original  # not transformed: byte-for-byte the same object content
 

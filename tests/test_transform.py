@@ -77,7 +77,12 @@ class TestRewrite:
             added = a["env"][len(b["env"]) :]
             assert added[0] == {"name": "PYTHONUNBUFFERED", "value": "1"}
             # The Elyra 4.0 Python node also gets the live-output entries; notebook and R nodes do not.
-            live = ["PYTHONPATH", "ELYRA_SIDECAR_LIVE_SCRIPT", "ELYRA_SIDECAR_LIVE_LOG"]
+            live = [
+                "PYTHONPATH",
+                "ELYRA_SIDECAR_LIVE_SCRIPT",
+                "ELYRA_SIDECAR_LIVE_LOG",
+                "ELYRA_SIDECAR_LIVE_MAIN",
+            ]
             expected = live if name == "run-a-file" else []
             assert [e["name"] for e in added[1:]] == expected
 
@@ -442,6 +447,10 @@ class TestPromotion:
         ]
 
 
+def _live_env(template):
+    return [e["name"] for e in template["container"]["env"] if e["name"].startswith("ELYRA_SIDECAR_LIVE_")]
+
+
 class TestLiveMode:
     @pytest.mark.parametrize(
         ("fixture", "live"),
@@ -453,23 +462,60 @@ class TestLiveMode:
         ],
     )
     def test_auto_mode_follows_the_elyra_version(self, fixture, live):
-        """auto: Elyra >= 4.0 Python nodes only (read from the bootstrapper URL)."""
+        """auto: the live copy for Elyra >= 4.0 Python nodes only; the hook (main's log) for every one."""
         out = transform(load_fixture(FIXTURES / fixture)).workflow
         python_node = next(t for t in out["spec"]["templates"] if "sidecars" in t)
-        assert ("initContainers" in python_node) is live
+        assert "initContainers" in python_node
+        assert ("ELYRA_SIDECAR_LIVE_LOG" in _live_env(python_node)) is live
+        assert "ELYRA_SIDECAR_LIVE_MAIN" in _live_env(python_node)
 
     def test_on_forces_it_and_off_disables_it(self):
-        """mode on: also for 3.15; mode off: never."""
+        """mode on: the live copy also for 3.15; mode off and main_log off: no hook at all."""
         on = transform(
             load_fixture(FIXTURES / "elyra-3.15.0-three-node.yaml"),
             config_from_mapping({"live": {"mode": "on"}}),
         )
-        assert "initContainers" in _templates(on.workflow)["run-a-file"]
+        assert "ELYRA_SIDECAR_LIVE_LOG" in _live_env(_templates(on.workflow)["run-a-file"])
         off = transform(
             load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"),
-            config_from_mapping({"live": {"mode": "off"}}),
+            config_from_mapping({"live": {"mode": "off", "main_log": False}}),
         )
         assert all("initContainers" not in t for t in off.workflow["spec"]["templates"])
+
+    @pytest.mark.parametrize("fixture", ["elyra-2.2.4-three-node.yaml", "elyra-3.15.0-three-node.yaml"])
+    def test_main_log_off_leaves_2x_3x_as_before(self, fixture):
+        """live.main_log false: Elyra 2.x-3.x nodes get no hook, exactly as before the switch existed."""
+        out = transform(load_fixture(FIXTURES / fixture), config_from_mapping({"live": {"main_log": False}}))
+        assert all("initContainers" not in t for t in out.workflow["spec"]["templates"])
+        assert all(not _live_env(t) for t in out.workflow["spec"]["templates"] if "container" in t)
+
+    def test_main_log_off_keeps_the_live_copy_on_4x(self):
+        """live.main_log false on Elyra 4.0: the live copy as before, no main's-log entry."""
+        out = transform(
+            load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"),
+            config_from_mapping({"live": {"main_log": False}}),
+        )
+        node = _templates(out.workflow)["run-a-file"]
+        assert _live_env(node) == ["ELYRA_SIDECAR_LIVE_SCRIPT", "ELYRA_SIDECAR_LIVE_LOG"]
+
+    def test_main_log_only_on_3x_the_sidecar_follows_the_real_log(self):
+        """3.15, the hook for main's log only: the sidecar and the artifact keep the bootstrapper's log."""
+        node = _templates(transform(load_fixture(FIXTURES / "elyra-3.15.0-three-node.yaml")).workflow)[
+            "run-a-file"
+        ]
+        assert node["sidecars"][0]["args"][:2] == ["--dir=/elyra-sidecar/work", "--file=load_data.log"]
+        log = next(a for a in node["outputs"]["artifacts"] if a["name"] == "script-log")
+        assert log["path"] == "/elyra-sidecar/work/load_data.log"
+
+    def test_hook_directory_is_at_the_volume_root_on_313(self):
+        """3.13 runs in jupyter-work-dir, which main creates: the hook lives at the volume's root instead."""
+        node = _templates(transform(load_fixture(FIXTURES / "elyra-3.13.0-three-node.yaml")).workflow)[
+            "run-a-file"
+        ]
+        (init,) = node["initContainers"]
+        assert init["args"] == ["--dest", "/elyra-sidecar/work/.elyra-sidecar-live"]
+        env = {e["name"]: e.get("value") for e in node["container"]["env"]}
+        assert env["PYTHONPATH"] == "/elyra-sidecar/work/.elyra-sidecar-live"
 
     def test_crio_pythonpath_is_kept_after_ours(self):
         """CRI-O mode sets PYTHONPATH for --user-volume-path installs: kept, after the live directory."""
@@ -505,6 +551,7 @@ class TestStepRegistry:
             "work_dir",
             "unbuffered",
             "live_output",
+            "main_log",
             "sidecar",
             "output_artifact",
             "input_artifact",

@@ -110,11 +110,13 @@ class LineageConfig:
 
 @dataclass(frozen=True)
 class LiveConfig:
-    """Live script output on Elyra 4.x, whose bootstrapper writes the log only at the end (step
-    `enable_live_output`)."""
+    """The live hook in Python nodes (step `enable_live_output`): a live copy of the log on Elyra 4.x,
+    whose bootstrapper writes it only at the end, and the script's lines in main's log on every version."""
 
     #: auto: Python nodes of Elyra >= 4.0 (from the bootstrapper URL); on: every Python node; off: never.
     mode: Literal["auto", "on", "off"] = "auto"
+    #: Copy every Python node's script output, line by line, into main's log (the KFP UI's Logs tab).
+    main_log: bool = True
     #: The template init container that installs sitecustomize.py into the work volume.
     init_container_name: str = "elyra-live-setup"
     #: Directory (in the bootstrapper's working directory) holding sitecustomize.py and the live log.

@@ -26,6 +26,7 @@ from typing import Any
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._steps import (
     LIVE_LOG_ENV,
+    LIVE_MAIN_ENV,
     LIVE_SCRIPT_ENV,
     Change,
     Names,
@@ -37,7 +38,7 @@ from elyra_sidecar.transformer._steps import (
 
 __all__ = ["looks_secret", "promote_env_parameters"]
 
-_NEVER = {"PYTHONPATH", "PYTHONUNBUFFERED", LIVE_LOG_ENV, LIVE_SCRIPT_ENV}
+_NEVER = {"PYTHONPATH", "PYTHONUNBUFFERED", LIVE_LOG_ENV, LIVE_MAIN_ENV, LIVE_SCRIPT_ENV}
 _NEVER_PREFIXES = ("ELYRA_", "AWS_")
 _PARAM_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 # Parts of a name that say it holds a secret (matched anywhere, case-insensitively: a false alarm only

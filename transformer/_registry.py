@@ -61,7 +61,11 @@ STEPS: tuple[NodeStep | WorkflowStep, ...] = (
     # only when `work_dir.enabled`.
     NodeStep("mount_work_dir", _always, mount_work_dir),
     NodeStep("set_unbuffered", lambda c: c.unbuffered, set_unbuffered),
-    NodeStep("enable_live_output", lambda c: c.live.mode != "off" and c.sidecar.enabled, enable_live_output),
+    NodeStep(
+        "enable_live_output",
+        lambda c: (c.live.mode != "off" and c.sidecar.enabled) or c.live.main_log,
+        enable_live_output,
+    ),
     NodeStep("add_log_sidecar", lambda c: c.sidecar.enabled, add_log_sidecar),
     NodeStep("declare_output_artifacts", lambda c: c.artifacts.enabled, declare_output_artifacts),
     NodeStep("mark_transformed", _always, mark_transformed),  # idempotence rests on it

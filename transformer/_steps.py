@@ -61,6 +61,7 @@ ChangeKind = Literal[
     "work_dir",
     "unbuffered",
     "live_output",
+    "main_log",
     "sidecar",
     "output_artifact",
     "input_artifact",
@@ -231,18 +232,22 @@ def set_unbuffered(template: dict[str, Any], node: ElyraNode, place: Placement, 
 
 LIVE_SCRIPT_ENV = contract.LIVE_SCRIPT_ENV
 LIVE_LOG_ENV = contract.LIVE_LOG_ENV
+LIVE_MAIN_ENV = contract.LIVE_MAIN_ENV
 
 
-def _wants_live(node: ElyraNode, config: Config) -> bool:
+def _wants_live_log(node: ElyraNode, config: Config) -> bool:
     if node.kind != "python" or config.live.mode == "off":
         return False
     return config.live.mode == "on" or (node.elyra_version is not None and node.elyra_version >= (4, 0, 0))
 
 
 def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placement, config: Config) -> Notes:
-    """Elyra 4.x keeps the script's output in memory: tee it to a file the sidecar can follow."""
+    """The live hook in a Python node: on Elyra 4.x (which keeps the script's output in memory) a copy in
+    a file the sidecar can follow; on every version the script's lines in main's log (the KFP Logs tab)."""
     notes = Notes()
-    if not _wants_live(node, config):
+    live_log = _wants_live_log(node, config) and config.sidecar.enabled  # only the sidecar reads it
+    main_log = node.kind == "python" and config.live.main_log
+    if not live_log and not main_log:
         return notes
     log_file = node.log_file
     if place.shared_mount is None or place.run_dir is None or log_file is None:
@@ -255,7 +260,7 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
         f"a container named {name!r} already exists"
         if name in _container_names(template)
         else "main already sets ELYRA_SIDECAR_LIVE_*"
-        if any(e.get("name") in (LIVE_SCRIPT_ENV, LIVE_LOG_ENV) for e in env)
+        if any(e.get("name") in (LIVE_SCRIPT_ENV, LIVE_LOG_ENV, LIVE_MAIN_ENV) for e in env)
         else "the work directory's volume is mounted read-only"
         if place.shared_mount.get("readOnly")
         else None
@@ -267,14 +272,20 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
     if existing is not None and "value" not in existing:
         notes.warnings.append("no live output: PYTHONPATH comes from a reference, it cannot be extended")
         return notes
-    live_dir = posixpath.join(place.run_dir, config.live.dir_name)  # inside the bootstrapper's directory
+    # At the volume's root, which exists before main starts. The bootstrapper's directory can be below it
+    # (Elyra <= 3.13: jupyter-work-dir): had the init container created it, it would belong to the init
+    # container's user, and main, running as another one, could not write there.
+    live_dir = posixpath.join(str(place.shared_mount["mountPath"]), config.live.dir_name)
     added: list[EnvVar] = []
     if existing is not None:
         existing["value"] = f"{live_dir}:{existing['value']}" if existing["value"] else live_dir
     else:
         added.append({"name": "PYTHONPATH", "value": live_dir})
     added.append({"name": LIVE_SCRIPT_ENV, "value": posixpath.basename(node.file)})
-    added.append({"name": LIVE_LOG_ENV, "value": posixpath.join(live_dir, log_file)})
+    if live_log:
+        added.append({"name": LIVE_LOG_ENV, "value": posixpath.join(live_dir, log_file)})
+    if main_log:
+        added.append({"name": LIVE_MAIN_ENV, "value": "1"})
     env += added
     cfg = config.sidecar
     template.setdefault("initContainers", []).append(
@@ -286,13 +297,18 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
             mount=copy_mount(place.shared_mount),
         )
     )
-    place.live_dir = live_dir
+    if live_log:
+        place.live_dir = live_dir  # the sidecar follows the live copy, which exists on failure too
     notes.added.append(
         Change(
             "live_output",
             f"live output: init container {config.live.init_container_name}, sitecustomize in {live_dir}",
         )
     )
+    if main_log:
+        notes.added.append(
+            Change("main_log", f"script output in main's log (KFP Logs tab): env {LIVE_MAIN_ENV}=1")
+        )
     return notes
 
 

@@ -71,6 +71,7 @@ _SUMMARY: tuple[tuple[ChangeKind, str, bool], ...] = (
     ("output_artifact", "output artifact", True),
     ("input_artifact", "input artifact", True),
     ("live_output", "live output", False),
+    ("main_log", "Logs tab", False),
     ("run_parameter", "run parameter", True),
     ("unbuffered", "unbuffered", False),
 )

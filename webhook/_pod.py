@@ -412,6 +412,8 @@ def _enable_live(
         env.append({"name": "PYTHONPATH", "value": live_dir})
     env.append({"name": contract.LIVE_SCRIPT_ENV, "value": posixpath.basename(node.file)})
     env.append({"name": contract.LIVE_LOG_ENV, "value": posixpath.join(live_dir, log_file)})
+    if config.live.main_log:  # the script's lines in main's log too (the KFP Logs tab)
+        env.append({"name": contract.LIVE_MAIN_ENV, "value": "1"})
     side = config.sidecar
     # After KFP's kfp-launcher init container: both only prepare files, in their own volumes.
     spec.setdefault("initContainers", []).append(
