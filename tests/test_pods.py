@@ -358,7 +358,7 @@ class TestWebhookDeployed:
             assert status == 200
             response = json.loads(answer)["response"]
             assert response["uid"] == "pod-1" and response["allowed"] is True
-            config = tmp_path / "files" / "config" / "config.yaml"
+            config = tmp_path / "config" / "config.yaml"  # the rendered ConfigMap
             src = tmp_path / "in.yaml"
             src.write_text(yaml.safe_dump(workflow))
             cli = subprocess.run(

@@ -559,6 +559,7 @@ def webhook_pod(
     substituted: the image. Emulated: the ConfigMap and Secret volumes are host directories holding their
     rendered data (files 0644, as the kubelet writes them by default); the probes are left to the test,
     which makes them from the host as the kubelet does (podman would run them with curl inside the image);
+    `ports` left off (the server listens on the host network, where podman refuses port mappings);
     restartPolicy Never, so a stopped container stays stopped for the test to read its exit code."""
     deployment = next(d for k, d in objects.items() if k.startswith("Deployment/"))
     service = next(d for k, d in objects.items() if k.startswith("Service/"))
@@ -587,6 +588,8 @@ def webhook_pod(
         ctr["image"] = SIDECAR_IMAGE
         ctr.pop("livenessProbe", None)
         ctr.pop("readinessProbe", None)
+        # On the host network a containerPort only documents the port; podman refuses it there.
+        ctr.pop("ports", None)
         containers.append(ctr)
     spec = {
         "hostNetwork": True,
