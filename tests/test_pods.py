@@ -254,10 +254,7 @@ class TestPodRNode:
 
 
 def _cos_dir(result) -> str:
-    args = "\n".join(
-        next(c for c in result.plan.manifest["spec"]["containers"] if c["name"] == "main")["args"]
-    )
-    return args.split("--cos-directory ")[1].split()[0].strip("'\"")
+    return result.node.cos_directory
 
 
 def _untar(path: Path) -> bytes:

@@ -33,9 +33,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from elyra_sidecar.transformer._elyra import read_elyra_node
+from elyra_sidecar.transformer._elyra import ElyraNode, read_elyra_node
 from tests.support import elyra
 from tests.support.elyra import CACHE, ROOT, _Lock
 from tests.support.runner import CURL, dependency_archive
@@ -61,7 +62,6 @@ RUNTIME_PACKAGES = elyra.IMAGE_PACKAGES
 LABEL = "elyra-sidecar.standin-key"
 # What the transformer's chmod stand-in is called in the Pod, so nobody mistakes it for part of the product.
 EMPTYDIR_INIT = "emulate-kubelet-emptydir-0777"
-FIXTURE_ENDPOINT = "http://127.0.0.1:9123"
 # Podman on these machines: crun refuses the hybrid cgroup layout, and the sandbox lacks CAP_SYS_RESOURCE
 # to raise the default rlimits (FACTS.md section 5). Nothing under /etc is changed: CONTAINERS_CONF.
 CONTAINERS_CONF = """[containers]
@@ -142,7 +142,7 @@ def _build_mounts() -> list[str]:
     return mounts
 
 
-def build(dockerfile: Path, tag: str, context: Path = ROOT) -> float:
+def build(dockerfile: Path, tag: str, context: Path = ROOT, extra: list[str] | None = None) -> float:
     """`podman build --pull=never` of `dockerfile` (its FROM must be a stand-in here); returns seconds."""
     started = time.monotonic()
     podman(
@@ -151,6 +151,7 @@ def build(dockerfile: Path, tag: str, context: Path = ROOT) -> float:
         "--network",
         "host",
         *_build_mounts(),
+        *(extra or []),
         "-f",
         str(dockerfile),
         "-t",
@@ -271,18 +272,20 @@ def pod_manifest(
     template_name: str,
     *,
     runtime: str,
-    endpoint: str,
+    endpoint: tuple[str, str],
     sidecar_ref: str,
     values: Mapping[str, str],
     secrets: Mapping[tuple[str, str], str],
     name: str | None = None,
 ) -> PodPlan:
-    """The Pod Argo would create for `template_name`; only images, endpoint and parameters substituted."""
+    """The Pod Argo would create for `template_name`; only images, endpoint and parameters substituted.
+
+    `endpoint` is (the S3 endpoint Elyra compiled in, the one of this run's server)."""
     template = next(t for t in workflow["spec"]["templates"] if t["name"] == template_name)
     name = name or f"elyra-step-{uuid.uuid4().hex[:8]}"
 
     def change(text: str) -> str:
-        return _substitute(text, values).replace(FIXTURE_ENDPOINT, endpoint)
+        return _substitute(text, values).replace(*endpoint)
 
     def image_of(container: dict[str, Any]) -> str:
         if container.get("image") != sidecar_ref:
@@ -373,6 +376,7 @@ class Logs:
 @dataclass
 class PodResult:
     plan: PodPlan
+    node: ElyraNode
     main_rc: int
     main_finished: datetime
     sidecar_rcs: dict[str, int]
@@ -431,7 +435,7 @@ def upload_inputs(
     s3: Any,
     files: Mapping[str, bytes],
     inputs: Mapping[str, bytes] | None,
-) -> None:
+) -> ElyraNode:
     """Object storage as Elyra's export leaves it: the dependency archive and the input files."""
     templates = workflow["spec"]["templates"]
     index, template = next((i, t) for i, t in enumerate(templates) if t["name"] == template_name)
@@ -448,6 +452,7 @@ def upload_inputs(
         client.put_object(
             node.cos_bucket, posixpath.join(node.cos_directory, key), io.BytesIO(data), len(data)
         )
+    return node
 
 
 def run_pod(
@@ -464,6 +469,7 @@ def run_pod(
     suite: str = "bookworm",
     with_r: bool = False,
     kill_main_after: bytes | None = None,
+    echo: Callable[[bytes], None] | None = None,
     timeout: float = 300.0,
 ) -> PodResult:
     """Play the step's Pod with podman, then Argo's part; the pod is removed, its outputs kept in out_dir."""
@@ -476,12 +482,12 @@ def run_pod(
     values["workflow.name"] = "pods"
     sidecar_image()
     runtime = runtime_image(suite, with_r=with_r)
-    upload_inputs(workflow, template_name, s3, files, inputs)
+    node = upload_inputs(workflow, template_name, s3, files, inputs)
     plan = pod_manifest(
         workflow,
         template_name,
         runtime=runtime,
-        endpoint=s3.endpoint,
+        endpoint=(node.cos_endpoint, s3.endpoint),
         sidecar_ref=sidecar_ref,
         values=values,
         secrets=secrets or {},
@@ -503,6 +509,15 @@ def run_pod(
                     f"{n}: {p.stdout.decode()[-1000:]}{p.stderr.decode()[-1000:]}" for n, p in said.items()
                 )
             )
+        follower = None
+        if echo is not None and plan.sidecars:  # `kubectl logs -f <pod> -c <sidecar>`, as a person would
+            follower = subprocess.Popen(
+                ["podman", "logs", "--follow", f"{plan.name}-{plan.sidecars[0]}"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=podman_env(),
+            )
+            threading.Thread(target=_pump, args=(follower.stdout, echo), daemon=True).start()
         if kill_main_after is not None:
             # A killed step (the OOM killer, a node loss): SIGKILL to main once the script has begun.
             side = f"{plan.name}-{plan.sidecars[0]}"
@@ -524,12 +539,19 @@ def run_pod(
             target.parent.mkdir(parents=True, exist_ok=True)
             done = podman("cp", f"{main}:{artifact['path']}", str(target), check=False)
             artifacts[artifact["name"]] = target if done.returncode == 0 and target.exists() else None
+        if follower is not None:
+            follower.wait(timeout=30)
         logs = {
             c["name"]: container_logs(f"{plan.name}-{c['name']}") for c in plan.manifest["spec"]["containers"]
         }
-        return PodResult(plan, main_rc, finished_at(main), rcs, seconds, logs, artifacts, out_dir)
+        return PodResult(plan, node, main_rc, finished_at(main), rcs, seconds, logs, artifacts, out_dir)
     finally:
         remove_pod(plan.name)
+
+
+def _pump(pipe: Any, echo: Callable[[bytes], None]) -> None:
+    while data := os.read(pipe.fileno(), 65536):
+        echo(data)
 
 
 def remove_pod(name: str) -> None:
