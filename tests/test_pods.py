@@ -146,8 +146,8 @@ class TestPodElyra315:
         _lived(r, "progress 1/3", "progress 3/3", 2.0)
         assert s3.get("elyra-bucket", f"{_cos_dir(r)}/load_data.log") == EXPECTED
         assert r.sidecar_rcs == {"elyra-log": 0}
-        assert r.artifacts["script-log"] is not None and _untar(r.artifacts["script-log"]) == EXPECTED
-        assert r.artifacts["data-csv"] is not None and _untar(r.artifacts["data-csv"]) == b"a,b\n1,2\n"
+        assert r.artifacts["script-log"] is not None and _content(r.artifacts["script-log"]) == EXPECTED
+        assert r.artifacts["data-csv"] is not None and _content(r.artifacts["data-csv"]) == b"a,b\n1,2\n"
 
     def test_failing_script_log_still_lands(self, s3, cleanup):
         """A script that exits non-zero: its log is in podman logs and in S3; main exits 1; sidecar 0."""
@@ -173,8 +173,8 @@ class TestPodElyra315:
         assert r.main_rc == 0, _main_log(r)
         for name in ("notebook-output", "notebook-html", "model-pkl", "metrics"):
             assert r.artifacts[name] is not None, name
-        assert "rows: 3" in _untar(r.artifacts["notebook-output"]).decode()
-        assert _untar_names(r.artifacts["metrics"]) >= {"metrics/acc.json"}
+        assert "rows: 3" in _content(r.artifacts["notebook-output"]).decode()
+        assert _names(r.artifacts["metrics"]) == {"acc.json"}
 
 
 class TestPodElyra400:
@@ -188,7 +188,7 @@ class TestPodElyra400:
         _lived(r, "progress 1/3", "progress 3/3", 2.0)
         assert s3.get("elyra-bucket", f"{_cos_dir(r)}/load_data.log") == EXPECTED
         assert r.sidecar_rcs == {"elyra-log": 0}
-        assert r.artifacts["script-log"] is not None and _untar(r.artifacts["script-log"]) == EXPECTED
+        assert r.artifacts["script-log"] is not None and _content(r.artifacts["script-log"]) == EXPECTED
         # The bootstrapper still received all of it: its output record in main's log.
         assert EXPECTED.decode() in _main_log(r)
 
@@ -249,7 +249,8 @@ class TestPodRNode:
         _lived(r, "report 1/2", "report 2/2", 1.5)
         assert s3.get("elyra-bucket", f"{_cos_dir(r)}/report.log") == R_EXPECTED
         assert (
-            r.artifacts["report-txt"] is not None and _untar(r.artifacts["report-txt"]) == b"title: Weekly\n"
+            r.artifacts["report-txt"] is not None
+            and _content(r.artifacts["report-txt"]) == b"title: Weekly\n"
         )
 
 
@@ -257,7 +258,7 @@ def _cos_dir(result) -> str:
     return result.node.cos_directory
 
 
-def _untar(path: Path) -> bytes:
+def _content(path: Path) -> bytes:
     """The one file in what `podman cp` copied out (a file, or the directory holding it)."""
     if path.is_file():
         return path.read_bytes()
@@ -265,12 +266,9 @@ def _untar(path: Path) -> bytes:
     return only.read_bytes()
 
 
-def _untar_names(path: Path) -> set[str]:
-    return {
-        str(p.relative_to(path.parent)).replace(path.name, "metrics", 1)
-        for p in path.rglob("*")
-        if p.is_file()
-    }
+def _names(path: Path) -> set[str]:
+    """The files of a directory artifact, relative to it."""
+    return {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()}
 
 
 NAMESPACE = "elyra-system"
