@@ -44,11 +44,12 @@ def layers_over_base(tag: str, base: str) -> list[dict[str, object]]:
         out = pods.podman("history", "--no-trunc", "--format", "json", ref).stdout
         return list(json.loads(out))
 
-    base_ids = {h["id"] for h in history(base)}
+    # History is newest first; the base's own entries come last.
+    own = history(tag)[: -len(history(base))]
     return [
         {"size_mb": round(int(h["size"]) / 1e6, 2), "created_by": str(h.get("CreatedBy", ""))[:120]}
-        for h in history(tag)
-        if h["id"] not in base_ids and int(h["size"]) > 0
+        for h in own
+        if int(h["size"]) > 0
     ]
 
 
