@@ -46,6 +46,8 @@ if [ ! -f "$TAR" ]; then
     "$dir"/usr/share/man/* "$dir"/usr/share/locale/*
   tar --numeric-owner -C "$dir" -cf "$TAR.tmp" .
   mv "$TAR.tmp" "$TAR"
+  # Tars of older recipes are dead weight (about 150 MB each).
+  find "$CACHE" -maxdepth 1 -name "base-$SUITE-*.tar" ! -name "$(basename "$TAR")" -delete
 fi
 podman import --quiet \
   --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
