@@ -2,6 +2,8 @@
 
 Run through `./scripts/demo.sh`. Everything runs on this machine: a real S3 server (SeaweedFS) on
 127.0.0.1, the real Elyra 3.15.0 bootstrapper from the official wheel, the sidecar as its own process.
+With `--pods` (root and podman needed, see docs/end-to-end.md): the step runs as the Pod Argo would
+create, in real containers, the image built from sidecar/Dockerfile, and the log read with `podman logs`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import yaml  # noqa: E402
 
 from elyra_sidecar.transformer import transform  # noqa: E402
 from elyra_sidecar.transformer.cli import _report_text  # noqa: E402
-from tests.support import elyra  # noqa: E402
+from tests.support import elyra, pods  # noqa: E402
 from tests.support.runner import run_step  # noqa: E402
 from tests.support.s3 import start_s3  # noqa: E402
 
@@ -32,6 +34,8 @@ def say(text: str) -> None:
 
 
 def main() -> int:
+    if "--pods" in sys.argv[1:]:
+        return main_pods()
     say(f"Transforming {WORKFLOW.relative_to(ROOT)} (compiled by the real Elyra 3.15.0)")
     workflow = yaml.safe_load(WORKFLOW.read_text())
     result = transform(workflow)
@@ -97,6 +101,63 @@ def main() -> int:
             shutil.rmtree(run.pod_dir, ignore_errors=True)
             print(f"{DIM}(run with --keep to look at the pod's directory afterwards){RESET}")
         return 0 if run.main_rc == 0 and run.sidecar_rc == 0 and same else 1
+    finally:
+        s3.stop()
+
+
+def main_pods() -> int:
+    """The same story with real containers: `podman kube play` of the step's Pod, `podman logs`."""
+    reason = pods.unavailable()
+    if reason is not None:
+        print(f"Error: --pods: {reason}", file=sys.stderr)
+        return 1
+    say(f"Transforming {WORKFLOW.relative_to(ROOT)} (compiled by the real Elyra 3.15.0)")
+    result = transform(yaml.safe_load(WORKFLOW.read_text()))
+    _report_text(result, sys.stdout)
+    step = next(t for t in result.workflow["spec"]["templates"] if t["name"] == result.nodes[0].template)
+    say(
+        "Building the image from sidecar/Dockerfile and the stand-in Elyra runtime image with podman "
+        "(stand-in Debian bases; minutes the first time, cached after that)"
+    )
+    t0 = time.monotonic()
+    pods.sidecar_image()
+    pods.runtime_image()
+    print(f"ready in {time.monotonic() - t0:.1f}s")
+    s3 = start_s3()
+    try:
+        say(
+            f"Playing step 'Train' as its Pod (podman kube play, host network, S3 on {s3.endpoint}); "
+            "`podman logs -f <pod>-elyra-log`, i.e. `kubectl logs -f <pod> -c elyra-log`:"
+        )
+        started = time.monotonic()
+
+        def echo(data: bytes) -> None:
+            for line in data.decode(errors="replace").splitlines(keepends=True):
+                sys.stdout.write(f"  [elyra-log +{time.monotonic() - started:4.1f}s] {line}")
+            sys.stdout.flush()
+
+        files = {"progress.py": (EXAMPLE / "progress.py").read_bytes()}
+        run = pods.run_pod(result.workflow, step["name"], s3=s3, files=files, echo=echo)
+        node = run.node
+        key = f"{node.cos_directory}/{node.log_file}"
+        obj = s3.get(node.cos_bucket, key)
+        streamed = run.logs["elyra-log"].stdout
+        print()
+        say("Done")
+        print(f"main (uid 1000, the bootstrapper) exited {run.main_rc}")
+        for name, rc in run.sidecar_rcs.items():
+            seconds = run.sidecar_exit_seconds[name]
+            print(f"{name} (uid 65532, read-only root) exited {rc} {seconds:.2f}s after SIGTERM")
+        same = obj == streamed
+        print(
+            f"log in object storage: s3://{node.cos_bucket}/{key} ({len(obj or b'')} bytes, "
+            f"{'identical to' if same else 'DIFFERENT from'} `podman logs` of elyra-log)"
+        )
+        print("artifacts copied out of main, as Argo's wait does:")
+        for name, path in run.artifacts.items():
+            print(f"  {name:24} {'copied' if path else 'missing'}")
+        shutil.rmtree(run.out_dir, ignore_errors=True)
+        return 0 if run.main_rc == 0 and set(run.sidecar_rcs.values()) <= {0} and same else 1
     finally:
         s3.stop()
 

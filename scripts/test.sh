@@ -9,6 +9,18 @@ if ! command -v Rscript >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends r-base-core; } \
     >/tmp/elyra-sidecar-apt.log 2>&1 || echo "R could not be installed (see /tmp/elyra-sidecar-apt.log); R tests will skip"
 fi
+# The podman tests (tests/test_pods.py) run the image and the steps as real containers: Debian's podman with
+# runc (crun refuses these machines' cgroup layout), catatonit (podman's pause process) and debootstrap
+# (the stand-in base images: no image registry is reachable). Without them, or without root, they skip.
+pods_missing=""
+for tool in podman runc debootstrap catatonit; do
+  command -v "$tool" >/dev/null 2>&1 || pods_missing="$pods_missing $tool"
+done
+if [ -n "$pods_missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing$pods_missing for the podman tests"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap catatonit; } \
+    >/tmp/elyra-sidecar-apt-podman.log 2>&1 || echo "podman could not be installed (see /tmp/elyra-sidecar-apt-podman.log); podman tests will skip"
+fi
 echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy" && .venv/bin/mypy
 echo "== import-linter" && .venv/bin/lint-imports --no-cache
