@@ -109,6 +109,19 @@ def _lived(result, first: str, last: str, gap: float) -> None:
     assert (t_last - t_first).total_seconds() > gap
 
 
+def _in_main_log(result, first: str, last: str, gap: float) -> None:
+    """The KFP Logs tab (main's log, `live.main_log`): every script line on main's stdout, in order and
+    whole, `first` before main ended and `gap` seconds before `last`."""
+    log = result.logs["main"]
+    position = 0
+    for line in EXPECTED.splitlines(keepends=True):
+        position = log.stdout.index(line, position) + len(line)
+    t_first, t_last = log.first(first), log.first(last)
+    assert t_first is not None and t_last is not None, log.timed
+    assert t_first < result.main_finished
+    assert (t_last - t_first).total_seconds() > gap
+
+
 class TestImage:
     """The image built from the unchanged sidecar/Dockerfile on the stand-in base."""
 
@@ -144,6 +157,7 @@ class TestPodElyra315:
         assert r.main_rc == 0, _main_log(r)
         assert r.logs["elyra-log"].stdout == EXPECTED
         _lived(r, "progress 1/3", "progress 3/3", 2.0)
+        _in_main_log(r, "progress 1/3", "progress 3/3", 2.0)
         assert s3.get("elyra-bucket", f"{_cos_dir(r)}/load_data.log") == EXPECTED
         assert r.sidecar_rcs == {"elyra-log": 0}
         assert r.artifacts["script-log"] is not None and _content(r.artifacts["script-log"]) == EXPECTED
@@ -189,6 +203,7 @@ class TestPodElyra400:
         assert s3.get("elyra-bucket", f"{_cos_dir(r)}/load_data.log") == EXPECTED
         assert r.sidecar_rcs == {"elyra-log": 0}
         assert r.artifacts["script-log"] is not None and _content(r.artifacts["script-log"]) == EXPECTED
+        _in_main_log(r, "progress 1/3", "progress 3/3", 2.0)
         # The bootstrapper still received all of it: its output record in main's log.
         assert EXPECTED.decode() in _main_log(r)
 
@@ -223,6 +238,7 @@ class TestPodElyra313:
         assert r.logs["elyra-log"].stdout == EXPECTED
         _lived(r, "progress 1/3", "progress 3/3", 2.0)
         assert s3.get("elyra-bucket", f"{_cos_dir(r)}/load_data.log") == EXPECTED
+        _in_main_log(r, "progress 1/3", "progress 3/3", 2.0)
         paths = {a["name"]: a["path"] for a in r.plan.artifacts}
         assert paths["data-csv"] == "/elyra-sidecar/work/jupyter-work-dir/data.csv"
         assert r.artifacts["data-csv"] is not None
