@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
+from elyra_sidecar._version import version
 from elyra_sidecar.transformer._yaml import YamlLimitError, load_documents
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "load_config",
 ]
 
+IMAGE_REPOSITORY = "ghcr.io/elyra-sidecar/elyra-sidecar"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -77,7 +79,8 @@ class SidecarConfig:
 
     enabled: bool = True
     name: str = "elyra-log"
-    image: str = "ghcr.io/elyra-sidecar/elyra-sidecar:0.1.0"
+    #: The release's own image: its tag is this package's version (single-sourced from pyproject.toml).
+    image: str = field(default_factory=lambda: f"{IMAGE_REPOSITORY}:{version()}")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     command: list[str] = field(default_factory=lambda: ["elyra-sidecar", "tail"])
     mirror: bool = True
