@@ -26,22 +26,12 @@ from tests.support.pod import argo_kill_command, pid_namespaces_available, start
 from tests.support.procs import wait_for
 from tests.support.runner import dependency_archive
 from tests.support.s3 import start_s3
+from tests.test_e2e import EXPECTED, SCRIPT
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "kfp-v2" / "pod-2.17-elyra-step.reconstructed.yaml"
 CONFIG = Config()
 # Bounds derived from the configured intervals: the sidecar's deadline from stop to exit, plus start-up slack.
 STOP_BOUND = CONFIG.sidecar.shutdown_deadline_seconds + 5
-SCRIPT = b"""import pathlib, sys, time
-pathlib.Path("data.csv").write_text("a,b\\n1,2\\n")
-print("progress 1/3: loading data")
-time.sleep(1.5)
-print("progress 2/3: training, caf\\u00e9 \\u2713")
-time.sleep(1.5)
-print("progress 3/3: done", file=sys.stderr)
-"""
-EXPECTED = (
-    "progress 1/3: loading data\nprogress 2/3: training, caf\u00e9 \u2713\nprogress 3/3: done\n".encode()
-)
 FAILING = b"""import time
 print("about to fail")
 time.sleep(1.5)
