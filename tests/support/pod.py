@@ -187,8 +187,10 @@ def _argv(container: Mapping[str, Any], env: Mapping[str, str], mounts: Mapping[
     argv = []
     for arg in [*(container.get("command") or []), *(container.get("args") or [])]:
         text = expand(str(arg), env)
-        mapped = _map_path(text, mounts) if text.startswith("/") and " " not in text else None
-        argv.append(str(mapped) if mapped is not None else text)
+        # A path alone, or as the value of `--name=/path` (how our containers' options are written).
+        option, sep, value = text.partition("=") if text.startswith("--") else ("", "", text)
+        mapped = _map_path(value, mounts) if value.startswith("/") and " " not in value else None
+        argv.append(f"{option}{sep}{mapped}" if mapped is not None else text)
     if argv and argv[0] == "elyra-sidecar":
         argv[0] = str(Path(sys.executable).parent / "elyra-sidecar")
     return argv
