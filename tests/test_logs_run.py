@@ -75,9 +75,8 @@ def workflow(endpoint: str, *, golden: str = "elyra-4.0.0-three-node.default.yam
     for i, template in enumerate(wf["spec"]["templates"]):
         for sidecar in template.get("sidecars") or []:
             args = [a.replace("http://127.0.0.1:9123", endpoint) for a in sidecar["args"]]
-            if i == 0:  # the `--name=value` form another release of the transformer writes
-                pairs = list(zip(args[::2], args[1::2], strict=True))
-                args = [f"{k}={v}" for k, v in pairs]
+            if i == 0:  # the `--name value` form the 0.1 transformer wrote (the goldens have `--name=value`)
+                args = [part for arg in args for part in arg.split("=", 1)]
             sidecar["args"] = args
     wf["metadata"] = {
         "name": WF,
@@ -308,7 +307,7 @@ class TestFinishedRun:
             run.delete_pod(task)
         code, out, err = run_logs(standin, RUN_ID)
         assert code == 0, err
-        assert out == "[Load data] loading 1\n[Load data] loading 2\n[Report] report 1\n"
+        assert out == "[Load data] loading 1\n[Load data] loading 2\n[Report] report 1\n", err
         assert f"[Load data] its pod is gone: lines from s3://{BUCKET}/{PREFIX}/load_data.log" in err
         assert f"[Report] its pod is gone: lines from s3://{BUCKET}/{PREFIX}/report.log" in err
 
