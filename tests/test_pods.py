@@ -330,7 +330,7 @@ class TestWebhookDeployed:
         port = _free_port()
         rendered = subprocess.run(
             [str(helm_binary()), "template", "rel", str(ROOT / "charts" / "elyra-sidecar"), "-n", NAMESPACE,
-             "--set", f"webhook.port={port}"],
+             "-f", str(ROOT / "tests" / "chart-values" / "default.yaml"), "--set", f"webhook.port={port}"],
             capture_output=True, text=True, check=True, timeout=120,
         )  # fmt: skip
         objects = {

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -130,8 +131,10 @@ class TestOnlyRegularFilesInsideDir:
         marker = "elyra-sidecar-procfs-marker"
         sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
         try:
-            cmdline = f"/proc/{sleeper.pid}/cmdline"
-            expected = open(cmdline, "rb").read()  # noqa: PTH123, SIM115 - a procfs read
+            cmdline = Path(f"/proc/{sleeper.pid}/cmdline")
+            # Until the child has exec'd, its cmdline is empty or the parent's: wait for the marker.
+            assert wait_for(lambda: marker.encode() in cmdline.read_bytes())
+            expected = cmdline.read_bytes()
             sc = SidecarProcess("--dir", f"/proc/{sleeper.pid}", "--file", "cmdline", "--poll")
             assert wait_for(lambda: sc.out == expected)
             # Polling every 0.1 s: 20 turns, each of which re-emitted the file before.
