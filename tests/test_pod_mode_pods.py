@@ -1,0 +1,217 @@
+"""Real containers (podman): a KFP 2.17 Elyra step Pod, mutated by the Pod mode, run by `podman kube play`.
+
+The Pod is `pod-2.17-elyra-step.reconstructed.yaml` (its --cos-endpoint pointed at this test's S3 server, as
+if Elyra had compiled against it), mutated by `mutate_pod` and patched with `jsonpatch`. Every container
+keeps the spec the patch leaves; the images are the sidecar image from sidecar/Dockerfile and one STAND-IN
+image for Argo's argoexec, KFP's launcher and Elyra's runtime (the real 4.1.1 bootstrapper inside), whose
+argoexec and launcher are stand-ins following shared/docs/KFP-V2.md (tests/support/kfp_pods.py). Argo's
+controller is played by the test: `podman exec` of the kill-cmd annotation's command. See
+docs/end-to-end.md ("Pod mode under podman").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonpatch
+import pytest
+import yaml
+
+from elyra_sidecar import contract
+from elyra_sidecar.transformer import Config
+from elyra_sidecar.webhook._pod import mutate_pod, read_step
+from tests.support import kfp_pods, pods
+from tests.support.pod import argo_kill_command
+from tests.support.runner import dependency_archive
+from tests.support.s3 import start_s3
+from tests.test_e2e import EXPECTED, SCRIPT
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "kfp-v2" / "pod-2.17-elyra-step.reconstructed.yaml"
+CONFIG = Config()
+# Bounds derived from the configured intervals: the sidecar's deadline from stop to exit, plus start-up slack.
+STOP_BOUND = CONFIG.sidecar.shutdown_deadline_seconds + 5
+FAILING = b"""import time
+print("about to fail")
+time.sleep(1.5)
+raise SystemExit("boom: the script failed")
+"""
+SLOW = b"""import time
+print("started, now working for a long time")
+time.sleep(120)
+"""
+REASON = pods.unavailable()
+# Cold, the first test also builds the images (debootstrap, pip): minutes, not the usual 300 s limit.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(1800),
+    pytest.mark.skipif(REASON is not None, reason=REASON or ""),
+]
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A real S3 server on free ports of 127.0.0.1 (the Pod reaches it over the host network)."""
+    server = start_s3()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def images():
+    """The sidecar image and the stand-in step image, built once (cached after that)."""
+    return kfp_pods.sidecar_image(), kfp_pods.step_image()
+
+
+def _container(pod, name):
+    return next(c for c in pod["spec"]["containers"] if c["name"] == name)
+
+
+def _mutated_step(s3, script: bytes):
+    """The reconstructed 2.17 Pod, its storage prepared as Elyra's export leaves it, mutated by Pod mode."""
+    pod = yaml.safe_load(FIXTURE.read_text())
+    main = _container(pod, "main")
+    main["args"] = [a.replace("http://127.0.0.1:9123", s3.endpoint) for a in main["args"]]
+    node, _ = read_step(main, "main")
+    assert node is not None and node.elyra_version == (4, 1, 1)
+    archive = re.search(r"--cos-dependencies-archive\s+'([^']+)'", main["args"][2])
+    assert archive is not None
+    data = dependency_archive({"load_data.py": script})
+    s3.make_bucket(node.cos_bucket)
+    s3.client().put_object(
+        node.cos_bucket, f"{node.cos_directory}/{archive.group(1)}", io.BytesIO(data), len(data)
+    )
+    outcome = mutate_pod(pod, CONFIG)
+    assert outcome.result == "patched", outcome.reason
+    return jsonpatch.apply_patch(pod, outcome.patch), node
+
+
+class Played:
+    """One mutated Pod under podman: its unique name, its manifest, its containers' names."""
+
+    def __init__(self, pod) -> None:
+        self.name = f"kfp-v2-pods-{uuid.uuid4().hex[:10]}"  # unique per run: never another run's pod
+        self.manifest = kfp_pods.podman_pod(pod, name=self.name, sidecar_ref=CONFIG.sidecar.image)
+        self.dir = Path(tempfile.mkdtemp(prefix="elyra-kfp-v2-pod-"))
+
+    def start(self) -> None:
+        path = self.dir / "pod.yaml"
+        path.write_text(yaml.safe_dump(self.manifest, sort_keys=False))
+        played = pods.podman("kube", "play", str(path), check=False)
+        if played.returncode != 0:
+            inits = [c["name"] for c in self.manifest["spec"]["initContainers"]]
+            said = {n: pods.podman("logs", self.ctr(n), check=False) for n in inits}
+            raise RuntimeError(
+                played.stderr.decode(errors="replace")[-2000:]
+                + "\n".join(
+                    f"{n}: {p.stdout.decode()[-800:]}{p.stderr.decode()[-800:]}" for n, p in said.items()
+                )
+            )
+
+    def remove(self) -> None:
+        pods.remove_pod(self.name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def ctr(self, container: str) -> str:
+        return f"{self.name}-{container}"
+
+    def logs(self, container: str) -> pods.Logs:
+        return pods.container_logs(self.ctr(container))
+
+    def main_text(self) -> str:
+        logs = self.logs("main")
+        return (logs.stdout + logs.stderr).decode(errors="replace")[-3000:]
+
+    def exit_code_file(self) -> bytes:
+        """What the stand-in emissary wrote to var-run-argo (`podman cp` out of main, exited or not)."""
+        target = self.dir / "exitcode"
+        pods.podman("cp", f"{self.ctr('main')}:{contract.ARGO_MAIN_EXIT_CODE_FILE}", str(target))
+        return target.read_bytes()
+
+
+@contextlib.contextmanager
+def _play(pod) -> Iterator[Played]:
+    """`podman kube play` the Pod; remove it (and only it) afterwards."""
+    played = Played(pod)
+    try:
+        played.start()
+        yield played
+    finally:
+        played.remove()
+
+
+def _lived(played: Played, main_finished, first: str, last: str, gap: float) -> None:
+    """`first` was on elyra-log's stdout before main ended, and `gap` seconds before `last` (as printed)."""
+    log = played.logs("elyra-log")
+    t_first, t_last = log.first(first), log.first(last)
+    assert t_first is not None and t_last is not None, log.timed
+    assert t_first < main_finished
+    assert (t_last - t_first).total_seconds() > gap
+
+
+@pytest.mark.usefixtures("images")
+class TestPodModeUnderPodman:
+    """The mutated 2.17 Pod run by a real container runtime, read back with `podman logs`."""
+
+    def test_success_live_log_object_and_self_exit(self, s3):
+        """elyra-log: byte-exact, first line before main ends; S3 object; exits 0 on main's exit-code file."""
+        pod, node = _mutated_step(s3, SCRIPT)
+        with _play(pod) as played:
+            assert pods.wait_exit(played.ctr("main"), 300) == 0, played.main_text()
+            main_finished = pods.finished_at(played.ctr("main"))
+            # Nobody signals elyra-log: it ends by itself once the emissary wrote main's exit code.
+            assert pods.wait_exit(played.ctr("elyra-log"), STOP_BOUND) == 0, played.logs("elyra-log").stderr
+            assert played.exit_code_file() == b"0"
+            side = played.logs("elyra-log")
+            assert side.stdout == EXPECTED
+            _lived(played, main_finished, "progress 1/3", "progress 3/3", 2.0)
+            assert s3.get(node.cos_bucket, f"{node.cos_directory}/load_data.log") == EXPECTED
+            # The KFP Logs tab (main's log): the live hook's copy, every line in order, before main ended.
+            main_log = played.logs("main")
+            position = 0
+            for line in EXPECTED.splitlines(keepends=True):
+                position = main_log.stdout.index(line, position) + len(line)
+            t_first = main_log.first("progress 1/3")
+            assert t_first is not None and t_first < main_finished
+
+    def test_failure_log_object(self, s3):
+        """A failing script: main exits 1 (the launcher's rule); the log in podman logs and S3; sidecar 0."""
+        pod, node = _mutated_step(s3, FAILING)
+        with _play(pod) as played:
+            assert pods.wait_exit(played.ctr("main"), 300) == 1, played.main_text()
+            assert pods.wait_exit(played.ctr("elyra-log"), STOP_BOUND) == 0, played.logs("elyra-log").stderr
+            assert played.exit_code_file() == b"1"
+            expected = b"about to fail\nboom: the script failed\n"
+            assert played.logs("elyra-log").stdout == expected
+            # Elyra 4.1 never writes <name>.log on failure: this object exists only thanks to the sidecar.
+            assert s3.get(node.cos_bucket, f"{node.cos_directory}/load_data.log") == expected
+
+    def test_kill_cmd_stops_the_sidecar_within_the_grace_period(self, s3):
+        """`podman exec` of the kill-cmd annotation's command: elyra-log exits 0, main still running."""
+        pod, node = _mutated_step(s3, SLOW)
+        with _play(pod) as played:
+            side = played.ctr("elyra-log")
+            assert pods.wait_for_log(side, b"started", 240), played.main_text()
+            command = argo_kill_command(played.manifest, "elyra-log", signal.SIGTERM)
+            assert command == ["elyra-sidecar", "stop", "--signal", "15"]
+            started = time.monotonic()
+            done = pods.podman("exec", side, *command, check=False)
+            assert done.returncode == 0, done.stderr
+            assert pods.wait_exit(side, STOP_BOUND) == 0, played.logs("elyra-log").stderr
+            grace = played.manifest["spec"]["terminationGracePeriodSeconds"]
+            assert time.monotonic() - started < grace
+            running = pods.podman("inspect", "--format", "{{.State.Running}}", played.ctr("main"))
+            assert running.stdout.decode().strip() == "true", "main is still running"
+            expected = b"started, now working for a long time\n"
+            assert played.logs("elyra-log").stdout == expected
+            assert s3.get(node.cos_bucket, f"{node.cos_directory}/load_data.log") == expected
