@@ -598,8 +598,13 @@ def webhook_pod(
         elif "secret" in volume:
             secret = objects[f"Secret/{volume['secret']['secretName']}"]
             data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+        elif "emptyDir" in volume:
+            # Emulated: an empty host directory, world-writable as the kubelet makes an emptyDir (0777);
+            # podman's own emptyDir is root-owned 0755, which the webhook's uid 65532 could not write.
+            target.chmod(0o777)
+            data = {}
         else:
-            raise ValueError(f"volume {volume['name']}: not a ConfigMap or Secret")
+            raise ValueError(f"volume {volume['name']}: not a ConfigMap, Secret or emptyDir")
         for key, value in data.items():
             (target / key).write_bytes(value)
             (target / key).chmod(0o644)
