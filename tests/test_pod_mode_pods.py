@@ -27,27 +27,14 @@ import pytest
 import yaml
 
 from elyra_sidecar import contract
-from elyra_sidecar.transformer import Config
 from elyra_sidecar.webhook._pod import mutate_pod, read_step
 from tests.support import kfp_pods, pods
 from tests.support.pod import argo_kill_command
 from tests.support.runner import dependency_archive
 from tests.support.s3 import start_s3
 from tests.test_e2e import EXPECTED, SCRIPT
+from tests.test_pod_e2e import CONFIG, FAILING, FIXTURE, SLOW, STOP_BOUND
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "kfp-v2" / "pod-2.17-elyra-step.reconstructed.yaml"
-CONFIG = Config()
-# Bounds derived from the configured intervals: the sidecar's deadline from stop to exit, plus start-up slack.
-STOP_BOUND = CONFIG.sidecar.shutdown_deadline_seconds + 5
-FAILING = b"""import time
-print("about to fail")
-time.sleep(1.5)
-raise SystemExit("boom: the script failed")
-"""
-SLOW = b"""import time
-print("started, now working for a long time")
-time.sleep(120)
-"""
 REASON = pods.unavailable()
 # Cold, the first test also builds the images (debootstrap, pip): minutes, not the usual 300 s limit.
 pytestmark = [
