@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from tests.helpers import FIXTURES
@@ -46,3 +49,15 @@ def s3_server():
         yield server
     finally:
         server.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Say loudly if /dev/null stopped being a device during the run (seen once on these machines)."""
+    import stat as _stat
+
+    try:
+        mode = Path("/dev/null").stat().st_mode
+    except OSError:
+        mode = 0
+    if not _stat.S_ISCHR(mode):
+        sys.stderr.write("\nWARNING: /dev/null is no longer a character device after this test run\n")
