@@ -27,6 +27,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 FIXTURE_S3_PORT = 9123
 
 
+@pytest.fixture(scope="module")
+def s3():
+    """A real SeaweedFS S3 server on free ports of 127.0.0.1, one per test module (a Pod reaches it over
+    the host network; the tests point the step's --cos-endpoint at it). `s3_server` is the fixed one."""
+    from tests.support.s3 import start_s3
+
+    server = start_s3()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """A real SeaweedFS S3 server on 127.0.0.1:9123 (the fixtures' --cos-endpoint) for the whole session."""

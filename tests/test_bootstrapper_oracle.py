@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, _kind_of, _parse_bootstrapper_args
 from elyra_sidecar.transformer._shell import Word
 from tests.support import elyra
-from tests.support.s3 import start_s3
 
 # The real parser's dests -> our keys (4.0's option table is the union over every Elyra version).
 _DESTS = {
@@ -159,16 +158,6 @@ FILES = [
     "README.md",
     "notes.ipynb.r",
 ]
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """A real SeaweedFS S3 server on a free port of 127.0.0.1, for the bootstrapper's own upload."""
-    server = start_s3()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class TestNodeKindAndLogName:

@@ -25,7 +25,6 @@ from tests.support import elyra
 from tests.support.pod import argo_kill_command, pid_namespaces_available, start_pod
 from tests.support.procs import wait_for
 from tests.support.runner import dependency_archive
-from tests.support.s3 import start_s3
 from tests.test_e2e import EXPECTED, SCRIPT
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "kfp-v2" / "pod-2.17-elyra-step.reconstructed.yaml"
@@ -55,15 +54,6 @@ pytestmark = [
         "the Pod mode passes it, so the mutated Pod's elyra-log would exit 2 here",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def s3():
-    server = start_s3()  # a free port: the Pod's --cos-endpoint is pointed at it
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def container(pod, name):

@@ -31,7 +31,6 @@ from elyra_sidecar.webhook._pod import mutate_pod, read_step
 from tests.support import kfp_pods, pods
 from tests.support.pod import argo_kill_command
 from tests.support.runner import dependency_archive
-from tests.support.s3 import start_s3
 from tests.test_e2e import EXPECTED, SCRIPT
 from tests.test_pod_e2e import CONFIG, FAILING, FIXTURE, SLOW, STOP_BOUND
 
@@ -42,16 +41,6 @@ pytestmark = [
     pytest.mark.timeout(1800),
     pytest.mark.skipif(REASON is not None, reason=REASON or ""),
 ]
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """A real S3 server on free ports of 127.0.0.1 (the Pod reaches it over the host network)."""
-    server = start_s3()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

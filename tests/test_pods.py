@@ -25,7 +25,6 @@ from tests.helpers import FIXTURES, ROOT, load_fixture
 from tests.support import pods
 from tests.support.helm import helm_binary
 from tests.support.procs import wait_for
-from tests.support.s3 import start_s3
 from tests.test_admission import annotate, patched, review
 from tests.test_e2e import (
     EXPECTED,
@@ -55,16 +54,6 @@ print("never printed")
 """
 # The sidecar image's size over its base, in MB; the Dockerfile before the lean build gave 47.6.
 ADDED_MB_BUDGET = 25.0
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """A real S3 server on a free port of 127.0.0.1 (the Pods reach it over the host network)."""
-    server = start_s3()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

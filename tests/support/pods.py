@@ -44,6 +44,7 @@ from typing import Any
 
 import yaml
 
+from elyra_sidecar.transformer import Config
 from elyra_sidecar.transformer._elyra import ElyraNode, read_elyra_node
 from tests.support import elyra
 from tests.support.elyra import CACHE, ROOT, _Lock
@@ -465,7 +466,7 @@ def run_pod(
     parameters: Mapping[str, str] | None = None,
     secrets: Mapping[tuple[str, str], str] | None = None,
     workflow_parameters: Mapping[str, str] | None = None,
-    sidecar_ref: str = "ghcr.io/elyra-sidecar/elyra-sidecar:0.1.0",
+    sidecar_ref: str = Config().sidecar.image,  # what the transformer writes by default
     suite: str = "bookworm",
     with_r: bool = False,
     kill_main_after: bytes | None = None,
