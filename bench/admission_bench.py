@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import trustme  # noqa: E402
 
-from bench.transform_bench import synthetic  # noqa: E402
+from bench.transform_bench import review_of, synthetic  # noqa: E402
 from elyra_sidecar.transformer import config_from_mapping, transform  # noqa: E402
 from elyra_sidecar.webhook._workers import available_cpus  # noqa: E402
 
@@ -234,19 +234,8 @@ def main() -> int:
         help="another checkout (e.g. `git worktree add /tmp/ref main`): its server measured first, same way",
     )
     reference = parser.parse_args().reference
-    workflow = synthetic(NODES)
-    workflow["metadata"]["annotations"] = {"elyra-sidecar/inject": "true"}
-    review = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "bench",
-            "kind": {"group": "argoproj.io", "version": "v1alpha1", "kind": "Workflow"},
-            "operation": "CREATE",
-            "namespace": "bench",
-            "object": workflow,
-        },
-    }
+    review = review_of(synthetic(NODES))
+    workflow = review["request"]["object"]  # the opted-in Workflow the review carries
     body = json.dumps(review).encode()
     tmp = Path(tempfile.mkdtemp())
     ca = trustme.CA()
