@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import elyra
-from tests.support.runner import CURL, StreamLog, _map_path, _pump
+from tests.support.runner import CURL, StreamLog, _map_env_paths, _map_path, _pump
 
 EMISSARY = r"""#!{python}
 # Stand-in for Argo's `argoexec emissary [options] -- CMD...` (see tests/support/pod.py).
@@ -173,16 +173,6 @@ def _env(
     return env
 
 
-def _map_values(env: dict[str, str], mounts: Mapping[str, Path]) -> None:
-    """Env values naming paths in a volume (`a:b` lists too) point at the host directory."""
-    for key, value in env.items():
-        parts = []
-        for part in value.split(":"):
-            mapped = _map_path(part, mounts) if part.startswith("/") else None
-            parts.append(str(mapped) if mapped is not None else part)
-        env[key] = ":".join(parts)
-
-
 def _argv(container: Mapping[str, Any], env: Mapping[str, str], mounts: Mapping[str, Path]) -> list[str]:
     argv = []
     for arg in [*(container.get("command") or []), *(container.get("args") or [])]:
@@ -286,7 +276,7 @@ def start_pod(
         if ctr["name"] == "main":
             if env.get("ELYRA_WRITABLE_CONTAINER_DIR") == "/tmp":
                 env["ELYRA_WRITABLE_CONTAINER_DIR"] = str(directory / "tmp")
-            _map_values(env, mounts)
+            _map_env_paths(env, mounts)
             env.update(
                 {
                     "PATH": f"{bin_dir}:{image_bin}:/usr/bin:/bin",

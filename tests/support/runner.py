@@ -120,8 +120,6 @@ def _map_path(path: str, mounts: Mapping[str, Path]) -> Path | None:
 def _map_env_paths(env: dict[str, str], mounts: Mapping[str, Path]) -> None:
     """Env values naming paths in a volume (`/elyra-sidecar/work/...`, `a:b` lists) point at the host copy."""
     for key, value in env.items():
-        if not value.startswith("/"):
-            continue
         parts = []
         for part in value.split(":"):
             mapped = _map_path(part, mounts) if part.startswith("/") else None
