@@ -16,7 +16,6 @@ from elyra_sidecar.transformer._steps import (
     Notes,
     Placement,
     RewrittenNode,
-    copy_tree,
 )
 
 __all__ = [
@@ -183,6 +182,46 @@ def _read_selected(
     return node
 
 
+#: The parts of a node template the steps write to (append to, assign into): each gets its own copy in
+#: the output; the rest (the script, resources, probes, ...) stays shared with the input, which is never
+#: written. Copying only these keeps a review's cost in what changes, and lets the webhook's patch skip
+#: every shared part by identity. A step that writes elsewhere must add its part here; the property test
+#: `test_input_never_mutated_and_idempotent` fails otherwise.
+_OWN_LISTS = ("volumes", "initContainers", "sidecars")
+_OWN_MAPS = {
+    "metadata": ("annotations", "labels"),
+    "inputs": ("artifacts", "parameters"),
+    "outputs": ("artifacts",),
+}
+_OWN_CONTAINER_LISTS = ("volumeMounts",)
+
+
+def _writable_copy(template: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `template` whose written parts (see `_OWN_LISTS`...) are its own; the rest is shared."""
+    mine = dict(template)
+    for key in _OWN_LISTS:
+        if isinstance(mine.get(key), list):
+            mine[key] = list(mine[key])
+    for key, inner_keys in _OWN_MAPS.items():
+        if isinstance(mine.get(key), dict):
+            part = mine[key] = dict(mine[key])
+            for inner in inner_keys:
+                value = part.get(inner)
+                if isinstance(value, list):
+                    part[inner] = list(value)
+                elif isinstance(value, dict):
+                    part[inner] = dict(value)
+    container = mine.get("container")
+    if isinstance(container, dict):
+        container = mine["container"] = dict(container)
+        for key in _OWN_CONTAINER_LISTS:
+            if isinstance(container.get(key), list):
+                container[key] = list(container[key])
+        if isinstance(container.get("env"), list):  # entries too: a promoted or extended value is rewritten
+            container["env"] = [dict(e) if isinstance(e, dict) else e for e in container["env"]]
+    return mine
+
+
 def _run_node_steps(template: dict[str, Any], node: ElyraNode, config: Config) -> tuple[Placement, Notes]:
     place = Placement()
     notes = Notes()
@@ -226,7 +265,7 @@ def transform(workflow: Mapping[str, Any], config: Config | None = None) -> Tran
         if not isinstance(read, ElyraNode):
             reports += [read] if read is not None else []
             continue
-        new_templates[index] = mine = copy_tree(template)
+        new_templates[index] = mine = _writable_copy(template)
         place, notes[read.template_name] = _run_node_steps(mine, read, config)
         rewritten[read.template_name] = RewrittenNode(read, place)
     if not rewritten:
