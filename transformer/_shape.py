@@ -57,37 +57,49 @@ def _type(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _checked(obj: Mapping[str, Any], spec: _Spec, where: str) -> Mapping[str, Any]:
+#: Where a field is, built only when an error names it: a dotted path as nested tuples (parent, key),
+#: an int key an index. Formatting the place of every field up front cost more than the check itself.
+_Where = tuple[Any, ...] | str
+
+
+def _place(where: _Where) -> str:
+    if isinstance(where, str):
+        return where
+    parent, key = where
+    return f"{_place(parent)}[{key}]" if isinstance(key, int) else f"{_place(parent)}.{key}"
+
+
+def _checked(obj: Mapping[str, Any], spec: _Spec, where: _Where) -> Mapping[str, Any]:
     """`obj` when fine as it is, else a copy with its null fields dropped; raises WorkflowError."""
     required = _REQUIRED.get(id(spec), ())
     for key in required:
         if key not in obj:
-            raise WorkflowError(f"{where}: no {key!r}")
+            raise WorkflowError(f"{_place(where)}: no {key!r}")
     out: dict[str, Any] | None = None
     for key, rule in spec.items():
         if key not in obj:
             continue
         value = obj[key]
-        place = f"{where}.{key}"
         if value is None and key not in required:
             out = dict(obj) if out is None else out
             del out[key]
             continue
         if rule == "str":
             if not isinstance(value, str):
-                raise WorkflowError(f"{place}: must be a string, got {_type(value)}")
+                raise WorkflowError(f"{_place((where, key))}: must be a string, got {_type(value)}")
             continue
         kind, inner = rule
         new: Any = value
         if kind == "map":
             if not isinstance(value, Mapping):
-                raise WorkflowError(f"{place}: must be a mapping, got {_type(value)}")
-            new = _checked(value, inner, place)
+                raise WorkflowError(f"{_place((where, key))}: must be a mapping, got {_type(value)}")
+            new = _checked(value, inner, (where, key))
         else:
             if not isinstance(value, list):
-                raise WorkflowError(f"{place}: must be a list, got {_type(value)}")
+                raise WorkflowError(f"{_place((where, key))}: must be a list, got {_type(value)}")
             if inner is not None:
-                items = [_item(item, inner, f"{place}[{i}]") for i, item in enumerate(value)]
+                place = (where, key)
+                items = [_item(item, inner, (place, i)) for i, item in enumerate(value)]
                 if any(a is not b for a, b in zip(items, value, strict=True)):
                     new = items
         if new is not value:
@@ -96,9 +108,9 @@ def _checked(obj: Mapping[str, Any], spec: _Spec, where: str) -> Mapping[str, An
     return obj if out is None else out
 
 
-def _item(item: Any, spec: _Spec, where: str) -> Mapping[str, Any]:
+def _item(item: Any, spec: _Spec, where: _Where) -> Mapping[str, Any]:
     if not isinstance(item, Mapping):
-        raise WorkflowError(f"{where}: must be a mapping, got {_type(item)}")
+        raise WorkflowError(f"{_place(where)}: must be a mapping, got {_type(item)}")
     return _checked(item, spec, where)
 
 
@@ -155,12 +167,12 @@ def check_shape(workflow: Any) -> Any:
     checked = []
     names: dict[str, int] = {}
     for i, template in enumerate(templates):
-        place = f"{where}.templates[{i}]"
         if not isinstance(template, Mapping):
             checked.append(template)  # transform() refuses it with its own message
             continue
-        new = _checked(template, _TEMPLATE, place)
+        new = _checked(template, _TEMPLATE, ((where, "templates"), i))
         name = new["name"]
+        place = f"{where}.templates[{i}]"
         if name in names:
             first = f"{where}.templates[{names[name]}]"
             raise WorkflowError(f"{place}.name: {name!r} is also the name of {first}")
