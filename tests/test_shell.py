@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from elyra_sidecar.transformer import _shell
+from elyra_sidecar.transformer._elyra import main_script
 from elyra_sidecar.transformer._shell import ShellSyntaxError, change_directory, parse_script
+from tests.helpers import ELYRA_FIXTURES, load_fixture
 
 
 class TestParseScript:
@@ -109,3 +114,101 @@ class TestOuterShell:
         assert script.spans == ()
         (child,) = parse_script(script.value, outer=script.spans)
         assert [(w.value, w.dynamic) for w in child.words] == [("echo", False), ("$D", True), ("$E", False)]
+
+
+# Pieces scripts are made of: Elyra's own commands, and every construct that can hide a separator (quotes,
+# `$(...)`, escapes, continuations, operators, comments) or make one an error.
+_PIECES = (
+    "mkdir -p ./jupyter-work-dir",
+    "cd ./jupyter-work-dir",
+    'curl --fail -H "Cache-Control: no-cache" -L https://x/v3/bootstrapper.py -o bootstrapper.py',
+    "echo 'Downloading https://x/bootstrapper.py'",
+    "python3 -m pip freeze > requirements-current.txt",
+    "python3 bootstrapper.py --cos-endpoint http://s3:9000 --cos-bucket b --file 'w/x.py' --outputs 'a;b'",
+    "sh -c \"python3 bootstrapper.py --file 'x.py' --pipeline-parameters 'lr=$lr' \"",
+    'lr="$0"',
+    " && ",
+    "&&",
+    " || ",
+    " | ",
+    " ; ",
+    " & ",
+    "\n",
+    "\\\n",
+    " \\",
+    '"',
+    "'",
+    '"a && b"',
+    "'a && b'",
+    '"a\nb"',
+    "$(a && b)",
+    "${x}",
+    " # note && more\n",
+    " # note && more",
+    " > out",
+    " 2>",
+    "(",
+    "&&&",
+    "\t",
+    "x",
+)
+
+
+class TestDividedReading:
+    """`parse_script` reads a long script's head from memory and its last command anew (issue 14): it must
+    give exactly what reading the whole text at once gives, commands or error."""
+
+    @staticmethod
+    def _whole(text: str, outer: tuple[tuple[int, int], ...]) -> object:
+        try:
+            return [(c.assignments, c.words, c.redirects, c.terminator) for c in _shell._parse(text, outer)]
+        except ShellSyntaxError as exc:
+            return ("error", str(exc))
+
+    @staticmethod
+    def _divided(text: str, outer: tuple[tuple[int, int], ...]) -> object:
+        try:
+            return [
+                (c.assignments, c.words, c.redirects, c.terminator) for c in parse_script(text, outer=outer)
+            ]
+        except ShellSyntaxError as exc:
+            return ("error", str(exc))
+
+    @settings(max_examples=3000, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(
+        pieces=st.lists(st.sampled_from(_PIECES), min_size=1, max_size=24),
+        spans=st.lists(st.tuples(st.integers(0, 600), st.integers(1, 40)), max_size=3),
+    )
+    def test_same_as_reading_the_whole_text(self, pieces, spans):
+        """Random scripts of Elyra's commands and every separator-hiding construct, with and without outer
+        spans, read twice (memory cleared, then warm): commands and errors equal the whole reading."""
+        text = "".join(pieces)
+        if len(text) < _shell._DIVIDE_FROM:
+            text = text + " && " + text  # long enough to be divided
+        outer = tuple(sorted((a, a + n) for a, n in spans))
+        _shell._remembered_head.cache_clear()
+        expected = self._whole(text, outer)
+        assert self._divided(text, outer) == expected
+        assert self._divided(text, outer) == expected  # the head remembered
+
+    def test_elyra_scripts_are_divided(self):
+        """The real fixtures' node scripts take the divided path (else this saves nothing), with the same
+        commands as the whole reading."""
+        divided = 0
+        for path in ELYRA_FIXTURES:
+            for template in load_fixture(path)["spec"]["templates"]:
+                script = main_script(template)
+                if script is None:
+                    continue
+                divided += _shell._parse_divided(script, ()) is not None
+                assert self._divided(script, ()) == self._whole(script, ())
+        assert divided >= 20
+
+
+class TestOuterSpans:
+    def test_empty_quotes_in_a_script_the_outer_shell_fills_in(self):
+        """`""` in a `sh -c` script whose outer word has an expansion reads as an empty word (it crashed the
+        reader with a TypeError before: found by the divided-reading property test)."""
+        (cmd,) = parse_script('echo "" x', outer=((5, 7),))  # the outer shell fills in what sits at `""`
+        assert cmd.argv == ["echo", "", "x"]
+        assert [w.dynamic for w in cmd.words] == [False, True, False]

@@ -254,24 +254,35 @@ def _scan(script: Word, cwd: str, found: _Scan, depth: int = 0) -> None:
     except ShellSyntaxError as exc:
         raise _ScanError(str(exc)) from exc
     for command in commands:
-        argv = command.argv
-        if not argv:
+        words = command.words
+        if not words:
             continue
-        if argv[0] == "cd":
-            target = command.words[1] if len(command.words) > 1 else None
+        program = words[0].value  # argv only where a command can matter: most are `echo`, `pip`, `mkdir`
+        if program == "cd":
+            target = words[1] if len(words) > 1 else None
             if target is None or target.dynamic:
                 raise _ScanError("`cd` to a directory only known at run time")
             cwd = change_directory(cwd, target.value)
-        elif argv[0] in _SHELLS and "-c" in argv[1:]:
-            index = argv.index("-c", 1) + 1
-            if index < len(argv) and "bootstrapper.py" in argv[index]:
-                # A child shell inherits the working directory; its own `cd` does not come back.
-                _scan(command.words[index], cwd, found, depth + 1)
-        elif posixpath.basename(argv[0]) == "curl" and "bootstrapper.py" in argv and not found.url:
-            found.url = next((a for a in argv[1:] if a.startswith(("http://", "https://"))), "")
-        elif _PYTHONS.match(argv[0]) and len(argv) > 1 and posixpath.basename(argv[1]) == "bootstrapper.py":
-            found.invocation = _Invocation(args=tuple(command.words[2:]), cwd=cwd)
-        if found.invocation is not None:
+        elif program in _SHELLS:
+            argv = command.argv
+            if "-c" in argv[1:]:
+                index = argv.index("-c", 1) + 1
+                if index < len(argv) and "bootstrapper.py" in argv[index]:
+                    # A child shell inherits the working directory; its own `cd` does not come back.
+                    _scan(words[index], cwd, found, depth + 1)
+                    if found.invocation is not None:
+                        return
+        elif program.endswith("curl") and posixpath.basename(program) == "curl":
+            argv = command.argv
+            if "bootstrapper.py" in argv and not found.url:
+                found.url = next((a for a in argv[1:] if a.startswith(("http://", "https://"))), "")
+        elif (
+            len(words) > 1
+            and words[1].value.endswith("bootstrapper.py")
+            and _PYTHONS.match(program)
+            and posixpath.basename(words[1].value) == "bootstrapper.py"
+        ):
+            found.invocation = _Invocation(args=tuple(words[2:]), cwd=cwd)
             return
 
 

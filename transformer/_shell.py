@@ -9,8 +9,10 @@ text, so callers can tell a literal value from one that is only known at run tim
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -209,6 +211,14 @@ def _read_word(r: _Reader) -> Word:
     return Word("".join(out), dynamic=bool(refs), refs=tuple(refs), spans=tuple(spans))
 
 
+def _literal(value: str) -> Word:
+    """`Word(value)`, built in C: the NamedTuple's own constructor is Python code, and scripts have many."""
+    return _new_tuple(Word, (value, False, (), ()))
+
+
+_new_tuple = tuple.__new__
+
+
 def _is_assignment(raw: str) -> bool:
     name, sep, _ = raw.partition("=")
     return bool(sep) and bool(name) and name[0] in _NAME_START and all(c in _NAME_CHARS for c in name)
@@ -226,12 +236,107 @@ def _marked(word: Word, start: int, end: int, outer: tuple[tuple[int, int], ...]
     return Word(word.value, dynamic=True, refs=(*word.refs, "(outer shell)"), spans=((0, len(word.value)),))
 
 
-def parse_script(text: str, *, outer: tuple[tuple[int, int], ...] = ()) -> list[Command]:
+_Spans = tuple[tuple[int, int], ...]
+
+#: Scripts shorter than this are read whole (dividing them saves nothing).
+_DIVIDE_FROM = 256
+#: Heads longer than this are read every time, so the memory of `_remembered_head` stays a few MB.
+_REMEMBERED_HEAD_CHARS = 8192
+#: Separators tried, from the last one back, before the script is read whole.
+_DIVIDE_TRIES = 4
+
+
+def parse_script(text: str, *, outer: _Spans = ()) -> list[Command]:
     """Split `text` into simple commands. Raises ShellSyntaxError on what it cannot read.
 
     `outer`: for a script run as `sh -c <word>`, the `spans` of that word: its text there is only known at
     run time (the outer shell expands it first), so words of `text` touching it are dynamic, quoted or not.
+    The commands may be shared with other calls: read them, never change them.
     """
+    if len(text) >= _DIVIDE_FROM and "#" not in text:  # a comment would run on past a part's end
+        divided = _parse_divided(text, outer)
+        if divided is not None:
+            return divided
+    return _parse(text, outer)
+
+
+def _parse_divided(text: str, outer: _Spans) -> list[Command] | None:
+    """`_parse(text)` as its head (remembered) and its last command (read anew); None when no separator
+    near the end divides it (the caller reads the whole text at once).
+
+    Elyra's scripts differ from node to node (and from pipeline to pipeline of one Elyra version) in their
+    last command, the bootstrapper call; what comes before it (`mkdir`, `cd`, the `curl`s, `pip`) is the
+    same. So the head is read once, and a new pipeline costs about the reading of its bootstrapper calls.
+
+    Why the result is the same as reading the whole text: the reader enters each side at the top level with
+    no command begun (the head was read to its end without error, so no quote, `$(...)` or continuation is
+    open there, and the separator ended its last command), and reads it with the same steps as the whole
+    text (its lookaheads accept the end of the head where the whole text has a blank or a newline).
+    A separator inside quotes, `$(...)`, after a backslash or after an operator leaves a side unreadable on
+    its own (unterminated, trailing backslash, ends after `&&`), and the next one back is tried."""
+    tries = 0
+    for start, end in _separators_from_the_end(text):
+        tail = text[end:]
+        if not tail.strip(" \t"):
+            continue  # nothing after it: a trailing newline
+        if tail.count('"') % 2 or tail.count("'") % 2:
+            continue  # most likely inside quotes (only a guess: both sides must read on their own)
+        tries += 1
+        if tries > _DIVIDE_TRIES:
+            return None
+        try:
+            head = _read_head(text[:start], _clip(outer, 0, start))
+            last = _parse(tail, _clip(outer, end, len(text)))
+        except ShellSyntaxError:
+            continue
+        separator = text[start:end]
+        if not head or head[-1].terminator:  # the separator ends no command: `&&` is then an error
+            if separator == "&&":
+                return None
+            return [*head, *last]
+        final = head[-1]
+        return [*head[:-1], Command(final.assignments, final.words, final.redirects, separator), *last]
+    return None
+
+
+def _separators_from_the_end(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each newline and each `&&` between blanks in `text`, the last one first."""
+    limit = len(text)
+    while True:
+        newline = text.rfind("\n", 0, limit)
+        both = text.rfind("&&", 0, limit)
+        if newline < 0 and both < 0:
+            return
+        if newline > both:
+            yield newline, newline + 1
+            limit = newline
+        else:
+            if both > 0 and both + 2 < len(text) and text[both - 1] in " \t" and text[both + 2] in " \t":
+                yield both, both + 2
+            limit = both + 1  # `&&&`: its first two may be the separator
+
+
+def _clip(spans: _Spans, start: int, end: int) -> _Spans:
+    """The parts of `spans` within text[start:end], counted from `start`."""
+    if not spans:
+        return spans
+    return tuple((max(a, start) - start, min(b, end) - start) for a, b in spans if a < end and start < b)
+
+
+def _read_head(text: str, outer: _Spans) -> tuple[Command, ...]:
+    if len(text) > _REMEMBERED_HEAD_CHARS:
+        return tuple(_parse(text, outer))
+    return _remembered_head(text, outer)
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_head(text: str, outer: _Spans) -> tuple[Command, ...]:
+    """At most 256 heads of at most 8 kB, by text (errors are not remembered)."""
+    return tuple(_parse(text, outer))
+
+
+def _parse(text: str, outer: _Spans) -> list[Command]:
+    """The reader itself: `text` from its start to its end, at once."""
     r = _Reader(text)
     commands: list[Command] = []
     current = Command()
@@ -255,18 +360,18 @@ def parse_script(text: str, *, outer: tuple[tuple[int, int], ...] = ()) -> list[
             start, r.pos = token.span(kind)
             if outer and any(a < r.pos and start < b for a, b in outer):  # some are filled in at run time
                 current.words += [
-                    _marked(Word(m.group(1) or m.group(2) or m.group(3)), m.start(), m.end(), outer)
+                    _marked(_literal(m.group(1) or m.group(2) or m.group(3) or ""), m.start(), m.end(), outer)
                     for m in _RUN_WORDS.finditer(text, start, r.pos)
                 ]
             else:
-                current.words += [Word(q or d or p) for q, d, p in _RUN_WORDS.findall(token.group(kind))]
+                current.words += [_literal(q or d or p) for q, d, p in _RUN_WORDS.findall(token.group(kind))]
             continue
         elif kind in ("blank", "end", "comment"):
             r.pos = token.end()
             continue
         elif kind == "plain":
             start, r.pos = token.span(kind)
-            word = Word(token.group(kind))
+            word = _literal(token.group(kind))
             current.words.append(_marked(word, start, r.pos, outer) if outer else word)
             continue
         elif kind == "newline":
