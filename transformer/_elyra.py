@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -202,10 +202,13 @@ class _Invocation(NamedTuple):
 
 
 class _Found(NamedTuple):
-    """What the walk over a node's script found: the bootstrapper call (and its directory), its URL."""
+    """What the walk over a node's script found: the bootstrapper call (and its directory), its URL, and
+    the call's options read (or why they cannot be: `options_error`). Remembered: read, never change."""
 
     invocation: _Invocation | None
     url: str
+    options: Mapping[str, Word]
+    options_error: str
 
 
 class _ScanError(Exception):
@@ -233,7 +236,14 @@ def _scan_script(script: str) -> _Found:
 def _walk(script: str) -> _Found:
     found = _Scan()
     _scan(Word(script), ".", found)
-    return _Found(found.invocation, found.url)
+    options: dict[str, Word] = {}
+    error = ""
+    if found.invocation is not None:
+        try:
+            options = _read_options(found.invocation.args)
+        except _ArgError as exc:
+            error = str(exc)
+    return _Found(found.invocation, found.url, options, error)
 
 
 @dataclass
@@ -320,7 +330,7 @@ def _split_list(word: Word | None, option: str, where: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in word.value.split(INOUT_SEPARATOR) if item.strip())
 
 
-def _required(values: dict[str, Word], key: str, where: str, *, allow_empty: bool = False) -> str:
+def _required(values: Mapping[str, Word], key: str, where: str, *, allow_empty: bool = False) -> str:
     word = values.get(key)
     option = "--" + key.replace("_", "-")
     if word is None or (not word.value and not allow_empty):
@@ -373,7 +383,11 @@ def read_elyra_node(template: dict[str, Any], index: int) -> ElyraNode | None:
     invocation = found.invocation
     if invocation is None:
         raise NodeParseError(f"{where}.container.args: no `python3 bootstrapper.py` call found")
-    values = _parse_bootstrapper_args(invocation.args, f"{where}.container.args")
+    if found.options_error:
+        raise NodeParseError(
+            f"{where}.container.args: bootstrapper arguments cannot be read: {found.options_error}"
+        )
+    values = found.options
     file = _required(values, "file", where)
     url = found.url
     source, version = _version_from_url(url)
