@@ -131,8 +131,9 @@ def tool_container(
 
 def copy_tree(value: Any) -> Any:
     """A deep copy of plain YAML/JSON data (dicts, lists, scalars); much faster than copy.deepcopy."""
+    # Leaves (most of the tree) are taken as they are, without a call each.
     if isinstance(value, dict):
-        return {k: copy_tree(v) for k, v in value.items()}
+        return {k: copy_tree(v) if isinstance(v, (dict, list)) else v for k, v in value.items()}
     if isinstance(value, list):
-        return [copy_tree(v) for v in value]
+        return [copy_tree(v) if isinstance(v, (dict, list)) else v for v in value]
     return value

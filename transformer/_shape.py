@@ -97,7 +97,9 @@ def _checked(obj: Mapping[str, Any], spec: _Spec, where: _Where) -> Mapping[str,
         else:
             if not isinstance(value, list):
                 raise WorkflowError(f"{_place((where, key))}: must be a list, got {_type(value)}")
-            if inner is not None:
+            if inner is None or _plainly_fine(value, inner):
+                pass
+            else:
                 place = (where, key)
                 items = [_item(item, inner, (place, i)) for i, item in enumerate(value)]
                 if any(a is not b for a, b in zip(items, value, strict=True)):
@@ -106,6 +108,18 @@ def _checked(obj: Mapping[str, Any], spec: _Spec, where: _Where) -> Mapping[str,
             out = dict(obj) if out is None else out
             out[key] = new
     return obj if out is None else out
+
+
+def _plainly_fine(items: list[Any], spec: _Spec) -> bool:
+    """True when every item is a dict whose fields of `spec` are all present strings (env entries, volumes,
+    mounts, containers by name): what `_item` would accept unchanged, without a call per item."""
+    if spec is _NAMED:
+        return all(type(i) is dict and type(i.get("name")) is str for i in items)
+    if spec is _MOUNT:
+        return all(
+            type(i) is dict and type(i.get("name")) is str and type(i.get("mountPath")) is str for i in items
+        )
+    return False
 
 
 def _item(item: Any, spec: _Spec, where: _Where) -> Mapping[str, Any]:
