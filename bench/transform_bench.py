@@ -10,8 +10,8 @@ and, for the 50-node admission review (issue 14's aim: admit() CPU <= 3x a JSON 
   json           json.loads + json.dumps of the AdmissionReview
   transform      transform() of its Workflow (what admit() spends most of its time in)
   admit          admit() of the review, if the webhook room is importable
-each for a pipeline not seen before (the node reader's script cache cleared every time) and for the same
-pipeline again (every run of a pipeline is a new Workflow CREATE carrying the same scripts).
+each for a pipeline not seen before (the node reader's and shell reader's memories cleared every time) and
+for the same pipeline again (every run of a pipeline is a new Workflow CREATE carrying the same scripts).
 Writes bench/results/transform.json and prints tables. Run: .venv/bin/python bench/transform_bench.py
 """
 
@@ -33,6 +33,7 @@ import yaml  # noqa: E402
 from elyra_sidecar.transformer import transform  # noqa: E402
 from elyra_sidecar.transformer._elyra import _scan_script  # noqa: E402
 from elyra_sidecar.transformer._io import _Loader, dump_yaml  # noqa: E402
+from elyra_sidecar.transformer._shell import _remembered_head  # noqa: E402
 from tests.helpers import ELYRA_FIXTURES, load_fixture  # noqa: E402
 
 SIZES = (10, 50, 100, 1000)
@@ -85,6 +86,12 @@ def median_time(fn, repeat: int) -> float:
     return statistics.median(samples)
 
 
+def forget_scripts() -> None:
+    """As if no pipeline had been seen: the node reader's scripts and the shell reader's heads forgotten."""
+    _scan_script.cache_clear()
+    _remembered_head.cache_clear()
+
+
 def review_of(workflow: dict) -> dict:
     """The AdmissionReview the API server sends for an opted-in Workflow CREATE."""
     workflow = {
@@ -111,7 +118,7 @@ def admission_row() -> dict:
     workflow = review["request"]["object"]
 
     def new_pipeline() -> None:
-        _scan_script.cache_clear()  # as if no run of this pipeline had been seen: every script is new
+        forget_scripts()  # as if no run of this pipeline had been seen: every script is new
         transform(workflow)
 
     row = {
@@ -129,7 +136,7 @@ def admission_row() -> dict:
     config = Config()
 
     def admit_new() -> None:
-        _scan_script.cache_clear()
+        forget_scripts()
         admit(json.loads(body), config)
 
     row["admit_s"] = median_cpu(admit_new, 25)
