@@ -4,7 +4,9 @@ A 50-node opted-in Workflow (real fixture nodes, as in transform_bench), the ser
 process with TLS on 127.0.0.1: first 100 requests from one client alone, then 20 client threads each on
 its own keep-alive TLS connection posting the AdmissionReview 25 times (500 requests after a warm-up);
 once with one worker process and once with one per core, in the same run. Reports p50/p99 of the
-request latency, the median transform() time and the JSON load+dump of the review beside it. Then 1000
+request latency, the median transform() time and the JSON load+dump of the review beside it. Then, with
+one worker per core, reviews arriving at steady rates (open loop: the latency a Workflow CREATE sees at
+that rate, whatever the others do). Then 1000
 TLS clients that stall mid-request: the server's memory growth, and how many it still holds after 15 s.
 With --reference, another checkout's server is measured the same way first. Writes
 bench/results/admission.json.
@@ -17,6 +19,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import ssl
@@ -40,6 +43,8 @@ from elyra_sidecar.webhook._workers import available_cpus  # noqa: E402
 
 NODES, CLIENTS, PER_CLIENT = 50, 20, 25
 STALLED = 1000
+#: Arrival rates (reviews per second) of the open-loop runs, each for this long.
+OPEN_RATES, OPEN_LOOP_SECONDS = (5.0, 10.0, 20.0, 40.0), 20
 
 
 def start_server(tmp: Path, port: int, workers: int | None, tree: Path) -> subprocess.Popen[bytes]:
@@ -168,6 +173,77 @@ def measure(tmp: Path, context: ssl.SSLContext, body: bytes, workers: int | None
     }
 
 
+def open_loop(
+    tmp: Path, context: ssl.SSLContext, body: bytes, workers: int, rates: tuple[float, ...]
+) -> list[dict]:
+    """Reviews arriving at a steady rate (Poisson, from CLIENTS keep-alive connections) instead of 20
+    clients each waiting for its answer: the latency a Workflow CREATE sees at that rate, counted from
+    when it was due to be sent (a late send counts as waiting, so a slow server cannot hide its queue)."""
+    port = free_port()
+    server = start_server(tmp, port, workers, ROOT)
+    rows = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                warm = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+                for _ in range(10):
+                    warm.request("POST", "/mutate", body, {"Content-Type": "application/json"})
+                    warm.getresponse().read()
+                warm.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        rows += [{"server": f"{workers} worker(s)", **_at_rate(port, context, body, rate)} for rate in rates]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return rows
+
+
+def _at_rate(port: int, context: ssl.SSLContext, body: bytes, rate: float) -> dict:
+    total = int(rate * OPEN_LOOP_SECONDS)
+    rng = random.Random(1)  # the same arrivals in every run
+    due, t = [], 0.0
+    for _ in range(total):
+        t += rng.expovariate(rate)
+        due.append(t)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.5
+
+    def client(mine: list[float]) -> None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+        for when in mine:
+            pause = start + when - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            conn.request("POST", "/mutate", body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - (start + when)
+            if response.status != 200:
+                raise RuntimeError(f"unexpected answer {response.status}")
+            with lock:
+                latencies.append(elapsed)
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(due[i::CLIENTS],)) for i in range(CLIENTS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    latencies.sort()
+    return {
+        "rate_rps": rate,
+        "requests": len(latencies),
+        "p50_ms": latencies[len(latencies) // 2] * 1e3,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3,
+    }
+
+
 def rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
@@ -247,6 +323,7 @@ def main() -> int:
     cores = available_cpus()
     runs = [measure(tmp, context, body, None, reference)] if reference else []
     runs += [measure(tmp, context, body, workers) for workers in sorted({1, cores})]
+    steady = open_loop(tmp, context, body, cores, OPEN_RATES)
     stalled = [stalled_clients(tmp, context, reference, None)] if reference else []
     stalled.append(stalled_clients(tmp, context, ROOT, cores))
     config = config_from_mapping({"selection": {"only_annotated": True}})
@@ -266,6 +343,7 @@ def main() -> int:
         "transform_median_ms": statistics.median(bare) * 1e3,
         "json_load_dump_median_ms": statistics.median(floor) * 1e3,
         "runs": runs,
+        "open_loop": steady,
         "stalled": stalled,
     }
     (ROOT / "bench" / "results" / "admission.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -282,6 +360,11 @@ def main() -> int:
             f"| {r['p99_ms'] / r['one_client_p50_ms']:.1f}x "
             f"| {r['server_cpu_ms_per_request']:.1f} + {r['workers_cpu_ms_per_request']:.1f} ms |"
         )
+    print(f"Reviews arriving at a steady rate ({CLIENTS} connections, {OPEN_LOOP_SECONDS} s each):")
+    print("| server | rate | p50 | p99 |")
+    print("| --- | --- | --- | --- |")
+    for r in steady:
+        print(f"| {r['server']} | {r['rate_rps']:.0f} req/s | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms |")
     print(f"{STALLED} clients stalled mid-request:")
     for r in stalled:
         print(
