@@ -104,6 +104,28 @@ def free_port() -> int:
     return port
 
 
+def wait_until_serving(port: int, context: ssl.SSLContext, body: bytes | None) -> None:
+    """Until the server answers, for at most 30 s: 10 reviews (its workers warm) or, without a body, one
+    health probe."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+            for _ in range(10 if body is not None else 1):
+                if body is None:
+                    conn.request("GET", "/healthz")
+                else:
+                    conn.request("POST", "/mutate", body, {"Content-Type": "application/json"})
+                conn.getresponse().read()
+            conn.close()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+        else:
+            return
+
+
 def measure(tmp: Path, context: ssl.SSLContext, body: bytes, workers: int | None, tree: Path = ROOT) -> dict:
     """One server (`workers` worker processes; None: the tree's defaults): 100 requests from one client,
     then 20 clients at once."""
@@ -121,18 +143,7 @@ def measure(tmp: Path, context: ssl.SSLContext, body: bytes, workers: int | None
         return elapsed
 
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                warm = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
-                for _ in range(10):
-                    post(warm)
-                warm.close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_until_serving(port, context, body)
         single = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
         serial = sorted(post(single) for _ in range(100))
         single.close()
@@ -183,19 +194,7 @@ def open_loop(
     server = start_server(tmp, port, workers, ROOT)
     rows = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                warm = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
-                for _ in range(10):
-                    warm.request("POST", "/mutate", body, {"Content-Type": "application/json"})
-                    warm.getresponse().read()
-                warm.close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_until_serving(port, context, body)
         rows += [{"server": f"{workers} worker(s)", **_at_rate(port, context, body, rate)} for rate in rates]
     finally:
         server.send_signal(signal.SIGTERM)
@@ -256,18 +255,7 @@ def stalled_clients(tmp: Path, context: ssl.SSLContext, tree: Path, workers: int
     server = start_server(tmp, port, workers, tree)
     head = b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" + b" " * 100_000
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                probe = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
-                probe.request("GET", "/healthz")
-                probe.getresponse().read()
-                probe.close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_until_serving(port, context, None)
         before = rss_mib(server.pid)
 
         def stall() -> socket.socket:
