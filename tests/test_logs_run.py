@@ -390,6 +390,44 @@ class TestFollow:
         )
         assert ("watch", "pods") in standin.cluster.requests
 
+    @pytest.mark.parametrize("answer", ["event", "http"])
+    def test_watch_too_old_lists_again_and_goes_on(self, standin, s3, answer):
+        """The pod watch is refused with 410 Gone (its resourceVersion compacted away; as an ERROR event, the
+        API server's way, or as an HTTP status): the pods are listed again, a step whose pod appeared in
+        the gap is followed live, and every line is printed once."""
+        run = Run(standin.cluster, workflow(s3.endpoint))
+        run.start("run-a-file")
+        run.log("run-a-file", b"first 1\n")
+        logs = Logs(standin, RUN_ID, "-f")
+        try:
+            logs.wait_out("[Load data] first 1\n")
+            assert wait_for(lambda: ("watch", "pods") in standin.cluster.requests, WAIT)
+            # One step: the new pod's ADDED event falls into the compacted history, never into a watch.
+            with standin.cluster.cond:
+                run.start("run-a-file-3")
+                standin.cluster.expire_watches(answer=answer)
+            run.log("run-a-file", b"first 2\n")
+            run.log("run-a-file-3", b"second 1\n")
+            logs.wait_out("[Report] second 1\n")
+            assert logs.proc.poll() is None  # the run has not ended: found by the new list, followed live
+            logs.wait_out("[Load data] first 2\n")
+            run.finish("run-a-file")
+            run.log("run-a-file-3", b"second 2\n")
+            run.finish("run-a-file-3")
+            run.end()
+            assert logs.wait() == 0, logs.err
+        finally:
+            logs.kill()
+        assert standin.cluster.expired_served == 1
+        lines = logs.out.splitlines()
+        assert len(lines) == 4, logs.out  # each line once, none lost; in order within each step:
+        assert [x for x in lines if x.startswith("[Load data]")] == [
+            "[Load data] first 1",
+            "[Load data] first 2",
+        ]
+        assert [x for x in lines if x.startswith("[Report]")] == ["[Report] second 1", "[Report] second 2"]
+        assert logs.err == ""
+
     def test_pod_deleted_mid_follow_continues_from_s3(self, standin, s3):
         """The pod is deleted while followed: the lines not yet shown come from the S3 copy, each line once,
         and stderr says so."""
