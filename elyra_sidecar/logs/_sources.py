@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -390,11 +391,34 @@ class S3Reader:
         except LogsError:
             raise
         except Exception as exc:
+            untrusted = _certificate_error(exc)
+            if untrusted is not None:
+                trusted = f"the CAs in {self._ca_bundle}" if self._ca_bundle else "the system's CAs"
+                reason = sanitize(untrusted.verify_message or str(untrusted), limit=120)
+                raise LogsError(
+                    f"S3 endpoint {endpoint} presented a certificate not signed by {trusted} ({reason}) "
+                    f"while reading {where}: pass the CA that signed it with --s3-ca-bundle FILE"
+                ) from exc
             reason = sanitize(_root_cause(exc), limit=160)
             raise LogsError(
                 f"S3 endpoint {endpoint} is unreachable ({reason}) while reading {where}"
             ) from exc
         return ObjectRead(data, _http_date(stamp))
+
+
+def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The failed certificate check somewhere under urllib3's wrappers (MaxRetryError, SSLError), if any."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return item
+        todo += [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
+    return None
 
 
 def _root_cause(exc: BaseException) -> str:

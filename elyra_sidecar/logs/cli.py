@@ -516,6 +516,20 @@ def _gone(printed: int) -> str:
     return "its pod was deleted while being read" if printed else "its pod is gone"
 
 
+def _check_ca_bundle(path: str) -> None:
+    """A bad --s3-ca-bundle is named at once, not as an unreachable S3 endpoint once a copy is needed."""
+    import ssl  # noqa: PLC0415 - only with this option
+
+    shown = sanitize(path, limit=300)
+    try:
+        ssl.create_default_context(cafile=path)
+    except OSError as exc:
+        if isinstance(exc, ssl.SSLError):
+            reason = sanitize(exc.reason or str(exc), limit=120)
+            raise LogsError(f"--s3-ca-bundle {shown}: no PEM CA certificate in it ({reason})") from exc
+        raise LogsError(f"--s3-ca-bundle {shown}: cannot read it ({exc.strerror or exc})") from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     printer = Printer(prefix=not args.no_prefix)
@@ -530,6 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     session: Session | None = None
     try:
+        if args.s3_ca_bundle:
+            _check_ca_bundle(args.s3_ca_bundle)
         kube = connect(kubeconfig=args.kubeconfig, context=args.context, namespace=args.namespace)
         s3 = S3Reader(
             credentials=_Credentials(kube, args.s3_secret),
