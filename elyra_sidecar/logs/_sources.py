@@ -396,8 +396,8 @@ class S3Reader:
                 trusted = f"the CAs in {self._ca_bundle}" if self._ca_bundle else "the system's CAs"
                 reason = sanitize(untrusted.verify_message or str(untrusted), limit=120)
                 raise LogsError(
-                    f"S3 endpoint {endpoint} presented a certificate not signed by {trusted} ({reason}) "
-                    f"while reading {where}: pass the CA that signed it with --s3-ca-bundle FILE"
+                    f"S3 endpoint {endpoint} presented a certificate that fails verification against "
+                    f"{trusted} ({reason}) while reading {where}: pass a private CA with --s3-ca-bundle FILE"
                 ) from exc
             reason = sanitize(_root_cause(exc), limit=160)
             raise LogsError(
