@@ -1,4 +1,5 @@
-"""The names every room agrees on: the sidecar's command line, the live hook's environment, annotations.
+"""The names every room agrees on: the sidecar's container, command line and diagnostic events, the live
+hook's environment, annotations.
 
 The transformer (and the webhook) import this module to write container specs; the sidecar's own argument
 parser is built from it. It sits below every room and imports nothing of them (import-linter checks).
@@ -31,9 +32,16 @@ __all__ = [
     "LIVE_LOG_ENV",
     "LIVE_MAIN_ENV",
     "LIVE_SCRIPT_ENV",
+    "SIDECAR_CONTAINER",
+    "SIDECAR_EVENTS",
     "STOP_COMMAND",
     "TAIL_COMMAND",
+    "SidecarEvent",
 ]
+
+#: The log sidecar's container name unless config `sidecar.name` renames it (`elyra-sidecar logs` then
+#: still finds it by its command: TAIL_COMMAND with ARG_DIR).
+SIDECAR_CONTAINER: Final = "elyra-log"
 
 #: `elyra-sidecar tail ...` (also `python -m elyra_sidecar.sidecar ...`): the elyra-log container.
 TAIL_COMMAND: Final = "tail"
@@ -84,3 +92,44 @@ LIVE_MAIN_ENV: Final = "ELYRA_SIDECAR_LIVE_MAIN"
 ANNOTATION_INJECT: Final = "elyra-sidecar/inject"
 #: Set on what we changed, with our version as the value: a second run changes nothing.
 ANNOTATION_TRANSFORMED: Final = "elyra-sidecar/transformed"
+
+
+class SidecarEvent:
+    """The `event` of every diagnostic record the sidecar writes to its stderr (a snake_case fact).
+
+    The pod log interleaves these records with the script's lines; `elyra-sidecar logs` drops a JSON line
+    only when its event is one of these (SIDECAR_EVENTS), so a user's own JSON lines are never taken for
+    ours. The sidecar emits no other name (tests/test_sidecar_events.py checks its source and its output);
+    only the records it routes from the stdlib loggers of minio and urllib3 (WARNING and above) carry the
+    library's message as their event, with a `logger` field.
+    """
+
+    SIDECAR_STARTED: Final = "sidecar_started"
+    SIDECAR_STOPPED: Final = "sidecar_stopped"
+    SIDECAR_FAILED: Final = "sidecar_failed"
+    WATCHING: Final = "watching"
+    WATCH_FALLBACK_POLLING: Final = "watch_fallback_polling"
+    DIRECTORY_REFUSED: Final = "directory_refused"
+    DIRECTORY_UNREADABLE: Final = "directory_unreadable"
+    FILE_FOUND: Final = "file_found"
+    FILE_REFUSED: Final = "file_refused"
+    FILE_UNREADABLE: Final = "file_unreadable"
+    FILE_REPLACED: Final = "file_replaced"
+    FILE_DELETED: Final = "file_deleted"
+    FILE_TRUNCATED: Final = "file_truncated"
+    MAIN_EXITED: Final = "main_exited"
+    STDOUT_FAILED: Final = "stdout_failed"
+    FINAL_READ_FAILED: Final = "final_read_failed"
+    FOLLOW_FAILED: Final = "follow_failed"
+    MIRROR_DISABLED: Final = "mirror_disabled"
+    MIRROR_APPEND_UNSUPPORTED: Final = "mirror_append_unsupported"
+    UPLOAD_FAILED: Final = "upload_failed"
+    UPLOAD_RECOVERED: Final = "upload_recovered"
+    SHUTDOWN_DEADLINE_REACHED: Final = "shutdown_deadline_reached"
+    SHUTDOWN_FAILED: Final = "shutdown_failed"
+
+
+#: Every SidecarEvent name (derived, so a new event cannot be left out of the set).
+SIDECAR_EVENTS: Final[frozenset[str]] = frozenset(
+    value for name, value in vars(SidecarEvent).items() if name.isupper()
+)

@@ -21,6 +21,8 @@ import select
 import stat
 import time
 
+from elyra_sidecar.contract import SidecarEvent
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and dataclasses stay out of the pod's start-up (see tail.py)
     from collections.abc import Callable
@@ -182,7 +184,7 @@ class Output:
     def _broke(self, exc: OSError) -> None:
         self.broken = True
         if self._log is not None:
-            self._log.warning("stdout_failed", error=_error(exc), written=self.bytes_written)
+            self._log.warning(SidecarEvent.STDOUT_FAILED, error=_error(exc), written=self.bytes_written)
 
     def _write_all(self, data: bytes | memoryview) -> None:
         if self.broken:
@@ -363,7 +365,7 @@ class Follower:
             if state.problem is not None:
                 self._report(
                     ("refused", state.name),
-                    "file_refused",
+                    SidecarEvent.FILE_REFUSED,
                     file=state.name,
                     directory=options.directory,
                     reason=state.problem,
@@ -390,17 +392,21 @@ class Follower:
     # -- watching -----------------------------------------------------------------------------
     def start_watching(self) -> None:
         if self.options.poll:
-            self.log.info("watching", directory=self.options.directory, mode="polling", reason="requested")
+            self.log.info(
+                SidecarEvent.WATCHING, directory=self.options.directory, mode="polling", reason="requested"
+            )
             return
         try:
             self._inotify = _Inotify()
             self._ensure_watch()
             self.mode = "inotify"
-            self.log.info("watching", directory=self.options.directory, mode="inotify")
+            self.log.info(SidecarEvent.WATCHING, directory=self.options.directory, mode="inotify")
         except OSError as exc:
             self._stop_watching()
             self.mode = "polling"
-            self.log.warning("watch_fallback_polling", directory=self.options.directory, error=_error(exc))
+            self.log.warning(
+                SidecarEvent.WATCH_FALLBACK_POLLING, directory=self.options.directory, error=_error(exc)
+            )
 
     def _ensure_watch(self) -> None:
         """Watch the directory, or its nearest existing ancestor until the directory appears (again)."""
@@ -422,7 +428,7 @@ class Follower:
             self._inotify.watch(target)
             self._watched = ident
         except OSError as exc:
-            self.log.warning("watch_fallback_polling", directory=target, error=_error(exc))
+            self.log.warning(SidecarEvent.WATCH_FALLBACK_POLLING, directory=target, error=_error(exc))
             self._stop_watching()
             self.mode = "polling"
 
@@ -449,14 +455,22 @@ class Follower:
             return None
         except OSError as exc:
             self._dir_gone = False  # cannot tell: keep following what we have open
-            self._report(("dir", _error(exc)), "directory_unreadable", directory=directory, error=_error(exc))
+            self._report(
+                ("dir", _error(exc)),
+                SidecarEvent.DIRECTORY_UNREADABLE,
+                directory=directory,
+                error=_error(exc),
+            )
             return None
         if self._dir_fd is not None and (st.st_dev, st.st_ino) == self._dir_ident:
             return self._dir_fd
         self._close_dir()
         if not stat.S_ISDIR(st.st_mode):
             self._report(
-                ("dir", "refused"), "directory_refused", directory=directory, reason=_kind(st.st_mode)
+                ("dir", "refused"),
+                SidecarEvent.DIRECTORY_REFUSED,
+                directory=directory,
+                reason=_kind(st.st_mode),
             )
             return None
         try:
@@ -464,7 +478,9 @@ class Follower:
         except FileNotFoundError:
             return None
         except OSError as exc:  # ELOOP/ENOTDIR: swapped for a symlink between the stat and the open
-            self._report(("dir", "refused"), "directory_refused", directory=directory, reason=_error(exc))
+            self._report(
+                ("dir", "refused"), SidecarEvent.DIRECTORY_REFUSED, directory=directory, reason=_error(exc)
+            )
             return None
         real = os.fstat(fd)
         self._dir_fd, self._dir_ident = fd, (real.st_dev, real.st_ino)
@@ -482,7 +498,7 @@ class Follower:
         except PermissionError as exc:  # no search permission on the directory
             self._report(
                 ("dir", _error(exc)),
-                "directory_unreadable",
+                SidecarEvent.DIRECTORY_UNREADABLE,
                 directory=self.options.directory,
                 error=_error(exc),
             )
@@ -498,7 +514,7 @@ class Follower:
     def _refuse(self, state: _FileState, reason: str) -> None:
         self._report(
             ("refused", state.name, reason),
-            "file_refused",
+            SidecarEvent.FILE_REFUSED,
             file=state.name,
             directory=self.options.directory,
             reason=reason,
@@ -507,7 +523,7 @@ class Follower:
     def _unreadable(self, state: _FileState, exc: OSError, **fields: Any) -> None:
         self._report(
             ("unreadable", state.name, _error(exc)),
-            "file_unreadable",
+            SidecarEvent.FILE_UNREADABLE,
             file=state.name,
             error=_error(exc),
             **fields,
@@ -540,7 +556,7 @@ class Follower:
         state.generation += 1
         if not state.found:
             state.found = True
-            self.log.info("file_found", file=state.name, size=real.st_size)
+            self.log.info(SidecarEvent.FILE_FOUND, file=state.name, size=real.st_size)
 
     def _close(self, state: _FileState) -> None:
         if state.fd is not None:
@@ -649,11 +665,13 @@ class Follower:
                 self._read_to_eof(state, now)
                 self._flush_pending(state)
                 self._upload(state, force=True)
-                self.log.info("file_replaced" if current else "file_deleted", file=state.name)
+                self.log.info(
+                    SidecarEvent.FILE_REPLACED if current else SidecarEvent.FILE_DELETED, file=state.name
+                )
                 self._close(state)
             elif self._truncated(state):
                 self._flush_pending(state)
-                self.log.info("file_truncated", file=state.name, offset=state.offset)
+                self.log.info(SidecarEvent.FILE_TRUNCATED, file=state.name, offset=state.offset)
                 state.offset = 0
                 state.generation += 1
         if state.fd is None and st is not None and dir_fd is not None:
@@ -692,7 +710,7 @@ class Follower:
             except OSError as exc:  # never end live streaming for one failed system call
                 self._unreadable(state, exc)
         if not self.stop_requested and self.main_exited():
-            self.log.info("main_exited", path=self.options.main_exit_file)
+            self.log.info(SidecarEvent.MAIN_EXITED, path=self.options.main_exit_file)
             self.request_stop("main_exited")
 
     def run(self) -> None:
@@ -718,7 +736,7 @@ class Follower:
             try:
                 self.check(state, now, final=True)
             except OSError as exc:
-                self.log.warning("final_read_failed", file=state.name, error=_error(exc))
+                self.log.warning(SidecarEvent.FINAL_READ_FAILED, file=state.name, error=_error(exc))
         if self._worker is not None:
             self._worker.drain(deadline)
         if self.mirror is not None:

@@ -19,6 +19,8 @@ import os
 import threading
 import time
 
+from elyra_sidecar.contract import SidecarEvent
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing stays out of the pod's start-up (see tail.py)
     from typing import Any
@@ -206,7 +208,7 @@ class Mirror:
                 if target.key not in self._failing:
                     self._failing.add(target.key)
                     self._log.warning(
-                        "upload_failed",
+                        SidecarEvent.UPLOAD_FAILED,
                         key=target.key,
                         bucket=target.bucket,
                         attempt=attempt,
@@ -221,7 +223,7 @@ class Mirror:
                 self._uploaded[target.key] = _Uploaded(generation, length, etag)
                 if target.key in self._failing:
                     self._failing.discard(target.key)
-                    self._log.info("upload_recovered", key=target.key)
+                    self._log.info(SidecarEvent.UPLOAD_RECOVERED, key=target.key)
                 return True
         return False  # pragma: no cover - loop always returns
 
@@ -238,7 +240,9 @@ class Mirror:
                     raise  # network or server trouble: the retry loop decides
                 if code != "PreconditionFailed":  # someone else wrote the key: upload whole, keep appending
                     self._append_supported = False
-                    self._log.warning("mirror_append_unsupported", key=target.key, error=_safe_error(exc))
+                    self._log.warning(
+                        SidecarEvent.MIRROR_APPEND_UNSUPPORTED, key=target.key, error=_safe_error(exc)
+                    )
         return self._put(target, fd, length)
 
     def _put(self, target: MirrorTarget, fd: int, length: int) -> str | None:

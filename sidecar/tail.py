@@ -17,6 +17,7 @@ import threading
 import time
 
 from elyra_sidecar import contract, diagnostics
+from elyra_sidecar.contract import SidecarEvent
 from elyra_sidecar.sidecar._follow import Follower, FollowerOptions, Output
 
 TYPE_CHECKING = False
@@ -105,18 +106,18 @@ def _mirror(
 
     diagnostics.route_stdlib_logging(log)
     if not args.endpoint or not args.bucket:
-        log.warning("mirror_disabled", reason="--key given without --endpoint and --bucket")
+        log.warning(SidecarEvent.MIRROR_DISABLED, reason="--key given without --endpoint and --bucket")
         return None, {}
     if len(args.keys) != len(args.files):
-        log.warning("mirror_disabled", reason="the number of --key and --file differ")
+        log.warning(SidecarEvent.MIRROR_DISABLED, reason="the number of --key and --file differ")
         return None, {}
     if not os.environ.get("AWS_ACCESS_KEY_ID") or not os.environ.get("AWS_SECRET_ACCESS_KEY"):
-        log.warning("mirror_disabled", reason="AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY not set")
+        log.warning(SidecarEvent.MIRROR_DISABLED, reason="AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY not set")
         return None, {}
     try:
         client = make_client(args.endpoint, ca_bundle=args.ca_bundle)
     except Exception as exc:
-        log.warning("mirror_disabled", reason=f"{type(exc).__name__}: {exc}")
+        log.warning(SidecarEvent.MIRROR_DISABLED, reason=f"{type(exc).__name__}: {exc}")
         return None, {}
     targets = {name: MirrorTarget(args.bucket, key) for name, key in zip(args.files, args.keys, strict=True)}
     return Mirror(client, interval=args.upload_interval, log=log), targets
@@ -192,7 +193,7 @@ class _Stopper:
         os._exit(0)
 
     def _last_words(self) -> None:
-        self._log.warning("shutdown_deadline_reached", seconds=self._seconds)
+        self._log.warning(SidecarEvent.SHUTDOWN_DEADLINE_REACHED, seconds=self._seconds)
         self.summary(deadline_reached=True)
 
 
@@ -206,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _run(args, log)
     except Exception as exc:  # whatever breaks at run time, the step is not failed by its sidecar
-        log.exception("sidecar_failed", error=type(exc).__name__)
+        log.exception(SidecarEvent.SIDECAR_FAILED, error=type(exc).__name__)
     return 0
 
 
@@ -235,7 +236,7 @@ def _run(args: argparse.Namespace, log: diagnostics.PodLogger) -> None:
         if not summarised.acquire(blocking=False):
             return  # once: from the main thread, or from the deadline if that comes first
         log.info(
-            "sidecar_stopped",
+            SidecarEvent.SIDECAR_STOPPED,
             reason=follower.stop_reason or stopper.reason,
             lines=follower.output.lines,
             bytes=follower.output.bytes_written,
@@ -250,18 +251,24 @@ def _run(args: argparse.Namespace, log: diagnostics.PodLogger) -> None:
 
     stopper.summary = summary
     stopper.attach(follower)
-    log.info("sidecar_started", directory=args.dir, files=args.files, mirror=bool(targets), pid=os.getpid())
+    log.info(
+        SidecarEvent.SIDECAR_STARTED,
+        directory=args.dir,
+        files=args.files,
+        mirror=bool(targets),
+        pid=os.getpid(),
+    )
     follower.start_watching()
     try:
         follower.run()
     except Exception as exc:  # never fail the step: report, then still drain what we can
-        log.exception("follow_failed", error=f"{type(exc).__name__}: {exc}")
+        log.exception(SidecarEvent.FOLLOW_FAILED, error=f"{type(exc).__name__}: {exc}")
     stopper.request(follower.stop_reason or "stopped")  # the deadline runs from here at the latest
     deadline = stopper.arm() - stopper.margin  # set by the signal, or just now
     try:
         follower.shutdown(deadline)
     except Exception as exc:
-        log.exception("shutdown_failed", error=f"{type(exc).__name__}: {exc}")
+        log.exception(SidecarEvent.SHUTDOWN_FAILED, error=f"{type(exc).__name__}: {exc}")
     summary()
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.flush()  # here, while the deadline still runs, not in the interpreter's exit

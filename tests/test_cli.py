@@ -163,6 +163,47 @@ class TestBadInput:
         assert run("--nope").returncode == 2
 
 
+class TestAddedColumn:
+    @pytest.mark.parametrize(
+        ("fixture", "config", "added"),
+        [
+            # 2.x-3.x write <name>.log as the script runs: the sidecar is live without the hook, which only
+            # copies the lines into main's log.
+            ("elyra-2.0.0-three-node.yaml", "", "log sidecar, 2 output artifacts, Logs tab, unbuffered"),
+            ("elyra-3.15.0-three-node.yaml", "", "log sidecar, 2 output artifacts, Logs tab, unbuffered"),
+            (
+                "elyra-4.0.0-three-node.yaml",
+                "",
+                "log sidecar, 2 output artifacts, live output, Logs tab, unbuffered",
+            ),
+            (
+                "elyra-3.15.0-three-node.yaml",
+                "live: {mode: 'on'}",
+                "log sidecar, 2 output artifacts, live output, Logs tab, unbuffered",
+            ),
+            (
+                "elyra-4.0.0-three-node.yaml",
+                "live: {main_log: false}",
+                "log sidecar, 2 output artifacts, live output, unbuffered",
+            ),
+            (
+                "elyra-3.15.0-three-node.yaml",
+                "live: {main_log: false}",
+                "log sidecar, 2 output artifacts, unbuffered",
+            ),
+        ],
+    )
+    def test_python_node_says_what_its_version_gets(self, tmp_path, fixture, config, added):
+        """A Python node's row says "live output" only where the hook gives the sidecar a live copy of the
+        `.log` (4.x, or `live.mode: on`), and "Logs tab" where it copies the lines into main's log."""
+        config_file = tmp_path / "config.yaml"
+        config_file.write_text(config)
+        proc = run(str(FIXTURES / fixture), "--config", str(config_file), "-o", "/dev/null")
+        assert proc.returncode == 0, proc.stderr
+        row = next(line for line in proc.stderr.decode().splitlines() if " python " in line)
+        assert row.split("  ")[-1] == added
+
+
 class TestReportEscaping:
     def test_escaped_changes_are_still_counted_by_kind(self):
         """An output path with a control character is escaped in the table, still counted as an artifact."""

@@ -20,6 +20,7 @@ import zlib
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 
 from tests.helpers import GOLDEN
@@ -45,8 +46,17 @@ DIAGNOSTIC = (
 
 
 @pytest.fixture(scope="module")
-def s3() -> Any:
-    server = start_s3()
+def s3(tmp_path_factory) -> Any:
+    """The real S3 server, on http and (a certificate from a private `trustme` CA) on https; `s3.ca` is the
+    CA's PEM file."""
+    tls = tmp_path_factory.mktemp("s3-tls")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    leaf.cert_chain_pems[0].write_to_path(str(tls / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(tls / "key.pem"))
+    ca.cert_pem.write_to_path(str(tls / "ca.pem"))
+    server = start_s3(tls=(str(tls / "cert.pem"), str(tls / "key.pem")))
+    server.ca = tls / "ca.pem"
     server.make_bucket(BUCKET)
     try:
         yield server
@@ -360,6 +370,28 @@ class TestFinishedRun:
         assert ("get", "secrets") in standin.cluster.requests
 
 
+def https_only_run(standin: StandIn, s3: S3Server) -> Run:
+    """A finished run whose pods are gone and whose sidecars mirrored to the https endpoint."""
+    assert s3.https_endpoint
+    run = Run(standin.cluster, workflow(s3.https_endpoint))
+    run.start("run-a-file", pod=False)
+    run.finish("run-a-file")
+    run.end()
+    s3.client().put_object(BUCKET, f"{PREFIX}/load_data.log", io.BytesIO(b"over tls\n"), 9)
+    return run
+
+
+class TestS3OverTls:
+    def test_ca_bundle_trusts_a_private_ca(self, standin, s3):
+        """`--s3-ca-bundle` with the private CA that signed the https S3 endpoint's certificate: the copy is
+        read over TLS (the same run without it fails: TestFailures)."""
+        https_only_run(standin, s3)
+        code, out, err = run_logs(standin, RUN_ID, "--s3-ca-bundle", str(s3.ca), env=s3_env())
+        assert code == 0, err
+        assert out == "[Load data] over tls\n"
+        assert f"lines from s3://{BUCKET}/{PREFIX}/load_data.log at {s3.https_endpoint}" in err
+
+
 class TestFollow:
     def test_steps_starting_while_following(self, standin, s3):
         """`-f` streams a running step as it writes, picks up the next step when its pod appears (watch),
@@ -389,6 +421,44 @@ class TestFollow:
             "[Load data] first 1\n[Load data] first 2\n[Report] second 1\n[Report] second 2\n"
         )
         assert ("watch", "pods") in standin.cluster.requests
+
+    @pytest.mark.parametrize("answer", ["event", "http"])
+    def test_watch_too_old_lists_again_and_goes_on(self, standin, s3, answer):
+        """The pod watch is refused with 410 Gone (its resourceVersion compacted away; as an ERROR event, the
+        API server's way, or as an HTTP status): the pods are listed again, a step whose pod appeared in
+        the gap is followed live, and every line is printed once."""
+        run = Run(standin.cluster, workflow(s3.endpoint))
+        run.start("run-a-file")
+        run.log("run-a-file", b"first 1\n")
+        logs = Logs(standin, RUN_ID, "-f")
+        try:
+            logs.wait_out("[Load data] first 1\n")
+            assert wait_for(lambda: ("watch", "pods") in standin.cluster.requests, WAIT)
+            # One step: the new pod's ADDED event falls into the compacted history, never into a watch.
+            with standin.cluster.cond:
+                run.start("run-a-file-3")
+                standin.cluster.expire_watches(answer=answer)
+            run.log("run-a-file", b"first 2\n")
+            run.log("run-a-file-3", b"second 1\n")
+            logs.wait_out("[Report] second 1\n")
+            assert logs.proc.poll() is None  # the run has not ended: found by the new list, followed live
+            logs.wait_out("[Load data] first 2\n")
+            run.finish("run-a-file")
+            run.log("run-a-file-3", b"second 2\n")
+            run.finish("run-a-file-3")
+            run.end()
+            assert logs.wait() == 0, logs.err
+        finally:
+            logs.kill()
+        assert standin.cluster.expired_served == 1
+        lines = logs.out.splitlines()
+        assert len(lines) == 4, logs.out  # each line once, none lost; in order within each step:
+        assert [x for x in lines if x.startswith("[Load data]")] == [
+            "[Load data] first 1",
+            "[Load data] first 2",
+        ]
+        assert [x for x in lines if x.startswith("[Report]")] == ["[Report] second 1", "[Report] second 2"]
+        assert logs.err == ""
 
     def test_pod_deleted_mid_follow_continues_from_s3(self, standin, s3):
         """The pod is deleted while followed: the lines not yet shown come from the S3 copy, each line once,
@@ -489,6 +559,26 @@ class TestFailures:
         assert code == 1
         assert err.startswith(f"Error: S3 endpoint {dead} is unreachable (") and err.count("\n") == 2 - 1
         assert f"while reading s3://{BUCKET}/{PREFIX}/load_data.log" in err
+
+    def test_s3_certificate_not_trusted_without_the_bundle(self, standin, s3):
+        """An https S3 endpoint whose certificate comes from a private CA, no --s3-ca-bundle: one line that
+        says the certificate is not trusted and names the option, exit 1."""
+        https_only_run(standin, s3)
+        code, out, err = run_logs(standin, RUN_ID, env=s3_env())
+        assert code == 1 and out == ""
+        assert err.startswith(f"Error: S3 endpoint {s3.https_endpoint} ") and err.count("\n") == 1, err
+        assert "certificate" in err and "--s3-ca-bundle" in err, err
+
+    def test_unreadable_ca_bundle(self, standin, s3, tmp_path):
+        """--s3-ca-bundle naming a missing file or one without a PEM certificate: one line naming the option
+        and the file, exit 1, nothing printed."""
+        https_only_run(standin, s3)
+        junk = tmp_path / "junk.pem"
+        junk.write_text("not a certificate\n")
+        for bundle in (tmp_path / "missing.pem", junk):
+            code, out, err = run_logs(standin, RUN_ID, "--s3-ca-bundle", str(bundle), env=s3_env())
+            assert code == 1 and out == ""
+            assert err.startswith(f"Error: --s3-ca-bundle {bundle}: ") and err.count("\n") == 1, err
 
     def test_unknown_node(self, standin, s3):
         """`--node` naming no Elyra step: one line listing the steps, exit 1."""

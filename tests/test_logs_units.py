@@ -3,13 +3,14 @@ prefix sanitising, and where the namespace comes from."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
 import pytest
 import yaml
 
-from elyra_sidecar import contract
+from elyra_sidecar import contract, diagnostics
 from elyra_sidecar.logs import _sources
 from elyra_sidecar.logs._output import LineSplitter, LogDecoder, sanitize
 from elyra_sidecar.logs._workflow import (
@@ -115,6 +116,15 @@ class TestLines:
         users = {"event": "epoch_done", "level": "info", "timestamp": "2026-11-22T06:00:01.5Z"}
         assert decoder.decode(json.dumps(ours).encode()) is None
         assert decoder.decode(json.dumps(users).encode()) == json.dumps(users).encode()
+
+    @pytest.mark.parametrize("event", sorted(contract.SIDECAR_EVENTS))
+    def test_every_sidecar_event_dropped(self, event):
+        """A record of each event the contract lists, rendered by the pod's own logger (e.g. `main_exited`,
+        which ends every Pod-mode step), is left out of the printed lines."""
+        stream = io.StringIO()
+        diagnostics.PodLogger(json_output=True, stream=stream).warning(event, file="a.log")
+        decoder = LogDecoder(log_format="raw", timestamps=False)
+        assert decoder.decode(stream.getvalue().rstrip("\n").encode()) is None
 
     def test_json_format_records_unwrapped_and_joined(self):
         """`--format json`: each record's line is printed; a split line's pieces are joined; the kubelet's

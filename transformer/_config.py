@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
+from elyra_sidecar import contract
 from elyra_sidecar._version import version
 from elyra_sidecar.transformer._yaml import YamlLimitError, load_documents
 
@@ -78,7 +79,7 @@ class SidecarConfig:
     """The log sidecar (step `add_log_sidecar`)."""
 
     enabled: bool = True
-    name: str = "elyra-log"
+    name: str = contract.SIDECAR_CONTAINER
     #: The release's own image: its tag is this package's version (single-sourced from pyproject.toml).
     image: str = field(default_factory=lambda: f"{IMAGE_REPOSITORY}:{version()}")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"

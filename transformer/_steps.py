@@ -57,6 +57,8 @@ _WILDCARDS = ("*", "?", "[")
 
 
 #: What a change is, for whoever counts them (the CLI's table); `note` is information that adds nothing.
+#: `live_output`: a live copy of the script's `.log` for the sidecar (Elyra 4.x keeps the output in memory
+#: until the end); `main_log`: the script's lines in main's log (the KFP Logs tab), on every version.
 ChangeKind = Literal[
     "work_dir",
     "unbuffered",
@@ -299,9 +301,12 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
     )
     if live_log:
         place.live_dir = live_dir  # the sidecar follows the live copy, which exists on failure too
+    # The init container serves the live copy of the `.log` (4.x, or `live.mode: on`) or, on 2.x-3.x by
+    # default, main's log alone: counted as what it is for, so the table says "live output" only where the
+    # sidecar gets a live copy it would not have without the hook.
     notes.added.append(
         Change(
-            "live_output",
+            "live_output" if live_log else "main_log",
             f"live output: init container {config.live.init_container_name}, sitecustomize in {live_dir}",
         )
     )

@@ -39,7 +39,8 @@ KFP_V2_NOTE = (
     "this is a KFP v2 pipeline spec (IR, Elyra 4.1+), not an Argo Workflow: there is nothing for `transform` "
     "to rewrite. On KFP v2 every step runs from one shared pod template whose command arrives at run time, "
     "so elyra-sidecar instruments each step's Pod in the cluster instead (the webhook's Pod mode): it adds "
-    "the elyra-log container (`kubectl logs <pod> -c elyra-log`, live for Python nodes) and mirrors the "
+    f"the {contract.SIDECAR_CONTAINER} container (`kubectl logs <pod> -c {contract.SIDECAR_CONTAINER}`, live "
+    "for Python nodes) and mirrors the "
     "script's log to <cos-directory>/<name>.log while it runs and on failure, leaving main's image, command "
     "and args untouched. To enable it: install the chart with `webhook.pods.enabled=true`, then opt in each "
     'node with the Kubernetes pod annotation `elyra-sidecar/inject: "true"` in its Elyra node properties '

@@ -350,7 +350,7 @@ def _instrument(
         mounts.append({"name": argo_mount["name"], "mountPath": ARGO_VAR_RUN, "readOnly": True})
         args += [contract.ARG_MAIN_EXIT_FILE, MAIN_EXIT_FILE]
     else:
-        warnings.append(f"main does not mount {ARGO_VAR_RUN}: elyra-log stops only when Argo signals it")
+        warnings.append(f"main does not mount {ARGO_VAR_RUN}: {side.name} stops only when Argo signals it")
     # `--name=value` as in v1 (transformer/_steps.py): a log named `-x.log` must not read as an option.
     args = [f"{name}={value}" for name, value in zip(args[::2], args[1::2], strict=True)]
     sidecar: dict[str, Any] = {

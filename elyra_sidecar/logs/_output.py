@@ -13,33 +13,13 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 
+from elyra_sidecar import contract
+
 __all__ = ["LineSplitter", "LogDecoder", "Printer", "sanitize"]
 
 _MAX_LABEL = 80
 #: Unicode categories that can move the cursor, hide text or start a new line on a terminal.
 _UNSAFE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-#: Events the pod room's diagnostics write to the sidecar's stderr, which the pod log interleaves with the
-#: script's lines (the log API cannot split the streams everywhere). Only these are recognised, so a user's
-#: own JSON log lines are never dropped.
-SIDECAR_EVENTS = frozenset(
-    {
-        "sidecar_started",
-        "sidecar_stopped",
-        "watching",
-        "watch_fallback_polling",
-        "file_found",
-        "file_replaced",
-        "file_deleted",
-        "file_truncated",
-        "final_read_failed",
-        "follow_failed",
-        "mirror_disabled",
-        "upload_failed",
-        "upload_recovered",
-        "shutdown_deadline_reached",
-        "shutdown_failed",
-    }
-)
 _LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 _TIMESTAMP = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -110,7 +90,8 @@ def _json_object(content: bytes) -> dict[str, object] | None:
 def _is_sidecar_record(record: dict[str, object]) -> bool:
     stamp = record.get("timestamp")
     return (
-        record.get("event") in SIDECAR_EVENTS
+        # Only the sidecar's own event names (the contract's list): a user's JSON log lines are never dropped.
+        record.get("event") in contract.SIDECAR_EVENTS
         and record.get("level") in _LEVELS
         and isinstance(stamp, str)
         and bool(_TIMESTAMP.match(stamp.encode()))

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 from elyra_sidecar.logs._output import sanitize
 from elyra_sidecar.logs._workflow import WORKFLOW_LABEL, ElyraTemplate
 
-__all__ = ["Kube", "LogsError", "ObjectRead", "PodGone", "PodNotReady", "S3Reader", "connect"]
+__all__ = ["Kube", "LogsError", "ObjectRead", "PodGone", "PodNotReady", "S3Reader", "WatchExpired", "connect"]
 
 #: Where Kubernetes mounts a pod's service account (token, CA, namespace).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -41,6 +42,12 @@ class PodGone(Exception):  # noqa: N818 - a state, not an error
 
 class PodNotReady(Exception):  # noqa: N818 - a state, not an error
     """The container has not started yet, so it has no log: 400."""
+
+
+class WatchExpired(Exception):  # noqa: N818 - a state, not an error
+    """410 Gone: the resourceVersion a watch started from is older than the history the API server keeps;
+    the client must list again and watch from the list's version (API conventions, "Efficient detection of
+    changes")."""
 
 
 def _status_message(body: Any) -> str:
@@ -110,6 +117,8 @@ class Kube:
                 raise PodGone(call.resource) from exc
             if exc.status == 400 and call.resource == "pods/log":
                 raise PodNotReady(_status_message(exc.body)) from exc
+            if exc.status == 410 and call.verb == "watch":
+                raise WatchExpired(_status_message(exc.body)) from exc
             raise self._fail(exc, call) from exc
         except Exception as exc:
             raise self._fail(exc, call) from exc
@@ -155,7 +164,9 @@ class Kube:
     def watch_pods(self, workflow: str, resource_version: str, seconds: int) -> Iterator[tuple[str, Any]]:
         """Events (type, object) for the Workflow's pods after `resource_version`, for about `seconds`.
 
-        An `ERROR` event carries a Status (410 Gone: the version is too old, list again)."""
+        Raises WatchExpired when the version is too old (list again): the API server says so with an `ERROR`
+        event carrying a Status of code 410 (HTTP 200), an HTTP 410 is taken alike. Any other `ERROR` event
+        is yielded (its object a Status)."""
         from kubernetes.watch.watch import iter_resp_lines  # noqa: PLC0415
 
         response = self._raw(
@@ -173,10 +184,9 @@ class Kube:
         try:
             for line in iter_resp_lines(response):
                 if line.strip():
-                    event = json.loads(line)
-                    yield str(event.get("type")), event.get("object")
+                    yield _watch_event(line)
         except Exception as exc:
-            if isinstance(exc, (LogsError, GeneratorExit)):
+            if isinstance(exc, (LogsError, WatchExpired, GeneratorExit)):
                 raise
             return  # a dropped watch is resumed by the caller from the last version it saw
         finally:
@@ -250,6 +260,15 @@ class Kube:
             raise LogsError(f"Secret {name!r} not found in namespace {self.namespace!r}") from None
         data = found.get("data") or {} if isinstance(found, dict) else {}
         return {str(k): base64.b64decode(v).decode("utf-8", errors="replace") for k, v in data.items()}
+
+
+def _watch_event(line: str) -> tuple[str, Any]:
+    """One watch event as (type, object); WatchExpired for the ERROR event that says 410 Gone."""
+    event = json.loads(line)
+    kind, obj = str(event.get("type")), event.get("object")
+    if kind == "ERROR" and isinstance(obj, Mapping) and obj.get("code") == 410:
+        raise WatchExpired(str(obj.get("message") or ""))
+    return kind, obj
 
 
 def _active_namespace(config_file: str, context: str | None) -> str | None:
@@ -372,11 +391,34 @@ class S3Reader:
         except LogsError:
             raise
         except Exception as exc:
+            untrusted = _certificate_error(exc)
+            if untrusted is not None:
+                trusted = f"the CAs in {self._ca_bundle}" if self._ca_bundle else "the system's CAs"
+                reason = sanitize(untrusted.verify_message or str(untrusted), limit=120)
+                raise LogsError(
+                    f"S3 endpoint {endpoint} presented a certificate that fails verification against "
+                    f"{trusted} ({reason}) while reading {where}: pass a private CA with --s3-ca-bundle FILE"
+                ) from exc
             reason = sanitize(_root_cause(exc), limit=160)
             raise LogsError(
                 f"S3 endpoint {endpoint} is unreachable ({reason}) while reading {where}"
             ) from exc
         return ObjectRead(data, _http_date(stamp))
+
+
+def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The failed certificate check somewhere under urllib3's wrappers (MaxRetryError, SSLError), if any."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return item
+        todo += [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
+    return None
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -27,8 +27,6 @@ __all__ = [
     "steps_from_nodes",
 ]
 
-#: The transformer's default name for the log sidecar; a renamed one is still found by its command.
-DEFAULT_CONTAINER = "elyra-log"
 RUN_ID_LABEL = "pipeline/runid"
 WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
 NODE_NAME_ANNOTATION = "workflows.argoproj.io/node-name"
@@ -101,7 +99,7 @@ def parse_sidecar_args(args: Sequence[str]) -> dict[str, list[str]]:
 
 
 def _is_log_sidecar(container: Mapping[str, Any]) -> bool:
-    if container.get("name") == DEFAULT_CONTAINER:
+    if container.get("name") == contract.SIDECAR_CONTAINER:
         return True
     words = [str(w) for w in [*(container.get("command") or []), *(container.get("args") or [])]]
     # Why also by command: the sidecar's name is configurable (config `sidecar.name`), its program is not.
@@ -139,7 +137,7 @@ def _template_from(name: str, metadata: Mapping[str, Any], sidecar: Mapping[str,
     return ElyraTemplate(
         name=name,
         display=_display(metadata, name),
-        container=str(sidecar.get("name") or DEFAULT_CONTAINER),
+        container=str(sidecar.get("name") or contract.SIDECAR_CONTAINER),
         log_format=(options.get(contract.ARG_FORMAT) or ["raw"])[-1],
         location=location,
         credentials=_credentials(sidecar),

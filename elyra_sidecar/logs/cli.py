@@ -22,7 +22,7 @@ from typing import Any
 
 from elyra_sidecar import contract
 from elyra_sidecar.logs._output import LineSplitter, LogDecoder, Printer, sanitize
-from elyra_sidecar.logs._sources import Kube, LogsError, PodGone, PodNotReady, S3Reader, connect
+from elyra_sidecar.logs._sources import Kube, LogsError, PodGone, PodNotReady, S3Reader, WatchExpired, connect
 from elyra_sidecar.logs._workflow import (
     DONE_PHASES,
     NEVER_RAN,
@@ -395,6 +395,10 @@ class Session:
                     self.pods.pop(name, None)
                 elif name:
                     self.pods[name] = pod
+            elif kind == "pods":  # listed again after the watch expired: the list replaces what we knew
+                self.pods = {
+                    str(p["metadata"]["name"]): p for p in payload if p.get("metadata", {}).get("name")
+                }
             if time.monotonic() - last_read >= self.args.poll_interval:
                 workflow = self.kube.workflow(self.name)
                 last_read = time.monotonic()
@@ -449,18 +453,19 @@ class Session:
     def _watch(self, version: str) -> None:
         try:
             while not self.stop.is_set():
-                for event, obj in self.kube.watch_pods(self.name, version, _WATCH_SECONDS):
-                    if event == "ERROR":
-                        if isinstance(obj, Mapping) and obj.get("code") == 410:  # too old: list again
-                            pods, version = self.kube.pods(self.name)
-                            for pod in pods:
-                                self.events.put(("pod", ("MODIFIED", pod)))
-                            break
-                        message = sanitize(str((obj or {}).get("message")), limit=200)
-                        raise LogsError(f"the pod watch failed: {message}")  # noqa: TRY301
-                    if isinstance(obj, Mapping):
-                        version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-                        self.events.put(("pod", (event, obj)))
+                try:
+                    for event, obj in self.kube.watch_pods(self.name, version, _WATCH_SECONDS):
+                        if event == "ERROR":
+                            message = sanitize(str((obj or {}).get("message")), limit=200)
+                            raise LogsError(f"the pod watch failed: {message}")
+                        if isinstance(obj, Mapping):
+                            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                            self.events.put(("pod", (event, obj)))
+                except WatchExpired:
+                    # 410 Gone: the events since `version` are no longer kept. List again and watch from
+                    # the list's version; steps already followed are not started twice (Session.handled).
+                    pods, version = self.kube.pods(self.name)
+                    self.events.put(("pods", pods))
         except BaseException as exc:
             self.events.put(("fatal", exc))
 
@@ -511,6 +516,20 @@ def _gone(printed: int) -> str:
     return "its pod was deleted while being read" if printed else "its pod is gone"
 
 
+def _check_ca_bundle(path: str) -> None:
+    """A bad --s3-ca-bundle is named at once, not as an unreachable S3 endpoint once a copy is needed."""
+    import ssl  # noqa: PLC0415 - only with this option
+
+    shown = sanitize(path, limit=300)
+    try:
+        ssl.create_default_context(cafile=path)
+    except OSError as exc:
+        if isinstance(exc, ssl.SSLError):
+            reason = sanitize(exc.reason or str(exc), limit=120)
+            raise LogsError(f"--s3-ca-bundle {shown}: no PEM CA certificate in it ({reason})") from exc
+        raise LogsError(f"--s3-ca-bundle {shown}: cannot read it ({exc.strerror or exc})") from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     printer = Printer(prefix=not args.no_prefix)
@@ -525,6 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     session: Session | None = None
     try:
+        if args.s3_ca_bundle:
+            _check_ca_bundle(args.s3_ca_bundle)
         kube = connect(kubeconfig=args.kubeconfig, context=args.context, namespace=args.namespace)
         s3 = S3Reader(
             credentials=_Credentials(kube, args.s3_secret),

@@ -4,7 +4,11 @@ run on these machines). It is not Kubernetes: it holds a few objects in memory a
 
 - `GET /apis/argoproj.io/v1alpha1/namespaces/{ns}/workflows[?labelSelector=]` (WorkflowList) and `/{name}`
 - `GET /api/v1/namespaces/{ns}/pods?labelSelector=` (PodList), the same with `watch=true&resourceVersion=`
-  (a chunked stream of `{"type", "object"}` events, ended after `timeoutSeconds`), and `/pods/{name}`
+  (a chunked stream of `{"type", "object"}` events, ended after `timeoutSeconds`), and `/pods/{name}`;
+  after `expire_watches()` a watch from an older resourceVersion is answered as the API server answers one
+  whose history etcd has compacted: HTTP 200 and one `ERROR` event carrying a `Status` 410 (reason
+  `Expired`, "too old resource version: X (Y)"; the watch cache and the etcd watcher both send the error as
+  an event, never as the response's status), or, with `answer="http"`, a plain HTTP 410 `Status`
 - `GET /api/v1/namespaces/{ns}/pods/{name}/log?container=&follow=&timestamps=` (text/plain, chunked;
   400 while the container waits, the stream ends when the log is closed or the pod deleted)
 - `GET /api/v1/namespaces/{ns}/secrets/{name}`
@@ -76,6 +80,12 @@ class Cluster:
         self.denied: set[tuple[str, str]] = set()
         self.requests: list[tuple[str, str]] = []  # (verb, resource) served, for assertions
         self.stopping = False
+        self.compacted = 0  # watches from a resourceVersion below this one are too old (410 Gone)
+        self.expired_answer = (
+            "event"  # how a too-old watch is refused: "event" (the API server's way), "http"
+        )
+        self.expired_served = 0  # too-old watches refused so far
+        self.watch_epoch = 0  # bumped to end every open watch stream
 
     def _bump(self, obj: dict[str, Any]) -> None:
         self.version += 1
@@ -134,6 +144,16 @@ class Cluster:
 
     def deny(self, verb: str, resource: str) -> None:
         self.denied.add((verb, resource))
+
+    def expire_watches(self, *, answer: str = "event") -> None:
+        """The watch history up to now is gone (as etcd compacts it every 5 minutes) and every open watch
+        ends (as at its timeoutSeconds, or when the API server restarts): a client resuming from the last
+        resourceVersion it saw is refused with 410 Gone (`answer`: "event" or "http") and must list again."""
+        with self.cond:
+            self.compacted = self.version
+            self.expired_answer = answer
+            self.watch_epoch += 1
+            self.cond.notify_all()
 
 
 def _true(value: str | None) -> bool:
@@ -297,10 +317,26 @@ class _Handler(BaseHTTPRequestHandler):
         since = int(query.get("resourceVersion") or 0)
         deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
         selector = query.get("labelSelector", "")
+        with cluster.cond:
+            epoch = cluster.watch_epoch
+            expired = since < cluster.compacted
+            if expired:
+                cluster.expired_served += 1
+                gone = status(410, "Expired", f"too old resource version: {since} ({cluster.compacted})")
+                answer = cluster.expired_answer
+        if expired and answer == "http":
+            self._json(410, gone)
+            return
         self._start_chunked("application/json")
+        if expired:
+            self._chunk(json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
+            self._end_chunked()
+            return
         sent = since
         while True:
             with cluster.cond:
+                if cluster.watch_epoch != epoch:
+                    break
                 fresh = [
                     (v, kind, pod)
                     for v, ns, kind, pod in cluster.events
