@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,7 +46,7 @@ class TestParseScript:
     def test_newlines_separate_commands_and_assignments_are_recognised(self):
         """Elyra 3.14+ scripts: `x="$0"` lines then one `sh -c` per line."""
         cmds = parse_script('lr="$0"\nsh -c "echo a && cd b"\n')
-        assert cmds[0].assignments[0].value == "lr=$0" and cmds[0].words == []
+        assert cmds[0].assignments[0].value == "lr=$0" and cmds[0].words == ()
         assert cmds[1].argv == ["sh", "-c", "echo a && cd b"]
 
     def test_redirections_are_not_arguments(self):
@@ -183,8 +185,8 @@ class TestDividedReading:
         """Random scripts of Elyra's commands and every separator-hiding construct, with and without outer
         spans, read twice (memory cleared, then warm): commands and errors equal the whole reading."""
         text = "".join(pieces)
-        if len(text) < _shell._DIVIDE_FROM:
-            text = text + " && " + text  # long enough to be divided
+        if len(text) < _shell._DIVIDE_FROM:  # long enough to be divided; the pieces' own end left as it is
+            text = "echo " + "p" * _shell._DIVIDE_FROM + "\n" + text
         outer = tuple(sorted((a, a + n) for a, n in spans))
         _shell._remembered_head.cache_clear()
         expected = self._whole(text, outer)
@@ -212,3 +214,75 @@ class TestOuterSpans:
         (cmd,) = parse_script('echo "" x', outer=((5, 7),))  # the outer shell fills in what sits at `""`
         assert cmd.argv == ["echo", "", "x"]
         assert [w.dynamic for w in cmd.words] == [False, True, False]
+
+
+class TestDividedReadingEdges:
+    """What an adversarial review found in the divided reading (issue 14), each checked against the whole
+    reading, and the bound on its work for a hostile script."""
+
+    LONG = "echo " + "x" * 300
+
+    @pytest.mark.parametrize(
+        ("end", "refused"),
+        [
+            (" && \n", True),
+            (" && ", True),
+            (" &&\t\n\n", True),
+            (" && >out", True),
+            (" && 2>&1", True),
+            (" && >out\n", False),  # a redirection alone is a command once a newline ends it
+        ],
+    )
+    def test_a_script_ending_after_and_reads_as_when_read_whole(self, end, refused):
+        """`a && ` at the end (nothing, blanks or only a redirection after it) is refused, as the whole
+        reading refuses it, at the same place (the divided reading once returned `a` alone)."""
+        text = self.LONG + end
+        assert TestDividedReading._divided(text, ()) == TestDividedReading._whole(text, ())
+        assert (TestDividedReading._whole(text, ())[0] == "error") is refused
+
+    def test_outer_spans_given_as_a_list(self):
+        """`outer` as any sequence: an empty list once raised TypeError (unhashable) on a long script."""
+        text = self.LONG + " && echo $x"
+        assert parse_script(text, outer=[]) == parse_script(text)
+        assert parse_script(text, outer=[(len(text) - 2, len(text))])[-1].words[-1].dynamic
+
+    def test_commands_are_immutable(self):
+        """A remembered head's commands are shared by every reading: nobody can change them."""
+        text = self.LONG + " && echo y"
+        first = parse_script(text)[0]
+        with pytest.raises(AttributeError):
+            first.words = ()  # type: ignore[misc]
+        assert isinstance(first.words, tuple)
+
+    @pytest.mark.parametrize(
+        "hostile",
+        [
+            "echo '" + "a && b\n" * 20_000 + "'",  # separators inside one quoted string (160 kB)
+            "x\n" * 3_000 + '"',  # an unterminated quote at the end
+            "echo '" + "a && b\n" * 1_000 + "'",  # the same, short enough to be divided (8 kB)
+            "&" * 5_000 + " x",
+            "echo " + "&& " * 2_700 + "x",
+        ],
+    )
+    def test_the_work_is_bounded(self, monkeypatch, hostile):
+        """Whatever the script, the divided reading looks at no more than a few separators and reads no
+        more than three times the text (the review once found 160 kB taking seconds: quadratic)."""
+        looked, read = [], []
+        separators, parse = _shell._separators_from_the_end, _shell._parse
+
+        def counting_separators(text):
+            for found in separators(text):
+                looked.append(found)
+                yield found
+
+        def counting_parse(text, outer):
+            read.append(len(text))
+            return parse(text, outer)
+
+        monkeypatch.setattr(_shell, "_separators_from_the_end", counting_separators)
+        monkeypatch.setattr(_shell, "_parse", counting_parse)
+        _shell._remembered_head.cache_clear()
+        with contextlib.suppress(ShellSyntaxError):
+            parse_script(hostile)
+        assert len(looked) <= _shell._DIVIDE_CANDIDATES
+        assert sum(read) <= 3 * len(hostile)

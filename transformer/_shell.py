@@ -10,6 +10,7 @@ text, so callers can tell a literal value from one that is only known at run tim
 from __future__ import annotations
 
 import functools
+import itertools
 import posixpath
 import re
 from collections.abc import Iterator
@@ -71,18 +72,29 @@ class Word(NamedTuple):
     spans: tuple[tuple[int, int], ...] = ()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Command:
-    """A simple command: leading assignments, words, redirections, and the operator that ended it."""
+    """A simple command: leading assignments, words, redirections, and the operator that ended it.
 
-    assignments: list[Word] = field(default_factory=list)
-    words: list[Word] = field(default_factory=list)
-    redirects: list[tuple[str, Word]] = field(default_factory=list)
+    Immutable: the commands of a script's head are remembered and shared by every reading of it."""
+
+    assignments: tuple[Word, ...] = ()
+    words: tuple[Word, ...] = ()
+    redirects: tuple[tuple[str, Word], ...] = ()
     terminator: str = ""
 
     @property
     def argv(self) -> list[str]:
         return [w.value for w in self.words]
+
+
+@dataclass(slots=True)
+class _Building:
+    """The command the reader is in the middle of."""
+
+    assignments: list[Word] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)
+    redirects: list[tuple[str, Word]] = field(default_factory=list)
 
 
 class _Reader:
@@ -238,12 +250,15 @@ def _marked(word: Word, start: int, end: int, outer: tuple[tuple[int, int], ...]
 
 _Spans = tuple[tuple[int, int], ...]
 
-#: Scripts shorter than this are read whole (dividing them saves nothing).
+#: Scripts shorter than this are read whole (dividing them saves nothing), and so are scripts longer than
+#: `_DIVIDE_UP_TO`: their head would not be remembered, and a hostile one cannot make the search below
+#: cost more than a few readings of a few kB.
 _DIVIDE_FROM = 256
-#: Heads longer than this are read every time, so the memory of `_remembered_head` stays a few MB.
-_REMEMBERED_HEAD_CHARS = 8192
-#: Separators tried, from the last one back, before the script is read whole.
-_DIVIDE_TRIES = 4
+_DIVIDE_UP_TO = 8192
+#: Separators looked at, from the last one back, before the script is read whole; and of those, how many
+#: may be tried (read on both sides) without success.
+_DIVIDE_CANDIDATES = 8
+_DIVIDE_TRIES = 2
 
 
 def parse_script(text: str, *, outer: _Spans = ()) -> list[Command]:
@@ -251,9 +266,9 @@ def parse_script(text: str, *, outer: _Spans = ()) -> list[Command]:
 
     `outer`: for a script run as `sh -c <word>`, the `spans` of that word: its text there is only known at
     run time (the outer shell expands it first), so words of `text` touching it are dynamic, quoted or not.
-    The commands may be shared with other calls: read them, never change them.
     """
-    if len(text) >= _DIVIDE_FROM and "#" not in text:  # a comment would run on past a part's end
+    outer = tuple(outer)
+    if _DIVIDE_FROM <= len(text) <= _DIVIDE_UP_TO and "#" not in text:  # a comment runs on past a part
         divided = _parse_divided(text, outer)
         if divided is not None:
             return divided
@@ -262,7 +277,7 @@ def parse_script(text: str, *, outer: _Spans = ()) -> list[Command]:
 
 def _parse_divided(text: str, outer: _Spans) -> list[Command] | None:
     """`_parse(text)` as its head (remembered) and its last command (read anew); None when no separator
-    near the end divides it (the caller reads the whole text at once).
+    near the end divides it (the caller reads the whole text at once, which also names any error).
 
     Elyra's scripts differ from node to node (and from pipeline to pipeline of one Elyra version) in their
     last command, the bootstrapper call; what comes before it (`mkdir`, `cd`, the `curl`s, `pip`) is the
@@ -273,9 +288,11 @@ def _parse_divided(text: str, outer: _Spans) -> list[Command] | None:
     open there, and the separator ended its last command), and reads it with the same steps as the whole
     text (its lookaheads accept the end of the head where the whole text has a blank or a newline).
     A separator inside quotes, `$(...)`, after a backslash or after an operator leaves a side unreadable on
-    its own (unterminated, trailing backslash, ends after `&&`), and the next one back is tried."""
+    its own (unterminated, trailing backslash, ends after `&&`), and the next one back is tried. The checks
+    the whole reading makes across the separator (an `&&` with no command before or after it) are made
+    here by handing such a script to the whole reading."""
     tries = 0
-    for start, end in _separators_from_the_end(text):
+    for start, end in itertools.islice(_separators_from_the_end(text), _DIVIDE_CANDIDATES):
         tail = text[end:]
         if not tail.strip(" \t"):
             continue  # nothing after it: a trailing newline
@@ -285,35 +302,46 @@ def _parse_divided(text: str, outer: _Spans) -> list[Command] | None:
         if tries > _DIVIDE_TRIES:
             return None
         try:
-            head = _read_head(text[:start], _clip(outer, 0, start))
+            head = _remembered_head(text[:start], _clip(outer, 0, start))
             last = _parse(tail, _clip(outer, end, len(text)))
         except ShellSyntaxError:
             continue
         separator = text[start:end]
-        if not head or head[-1].terminator:  # the separator ends no command: `&&` is then an error
-            if separator == "&&":
-                return None
+        # The whole reading's checks across an `&&`: a command before it, and one with a word after it
+        # (`a && ` or `a && >f` at the end is an error there, named at its place).
+        if separator == "&&" and (not head or head[-1].terminator or _ends_after_and(last)):
+            return None
+        if not head or head[-1].terminator:  # a newline after `;` or `&`: it ends no command
             return [*head, *last]
         final = head[-1]
         return [*head[:-1], Command(final.assignments, final.words, final.redirects, separator), *last]
     return None
 
 
+def _ends_after_and(last: list[Command]) -> bool:
+    """Whether a script whose last command follows an `&&` ends right after it, as the whole reading sees
+    it: `last` (that command's reading) finished no command and has no word or assignment."""
+    if not last:
+        return True
+    only = last[0]
+    return len(last) == 1 and not only.terminator and not (only.words or only.assignments)
+
+
 def _separators_from_the_end(text: str) -> Iterator[tuple[int, int]]:
     """(start, end) of each newline and each `&&` between blanks in `text`, the last one first."""
     limit = len(text)
-    while True:
-        newline = text.rfind("\n", 0, limit)
-        both = text.rfind("&&", 0, limit)
-        if newline < 0 and both < 0:
-            return
+    newline = text.rfind("\n", 0, limit)
+    both = text.rfind("&&", 0, limit)
+    while newline >= 0 or both >= 0:
         if newline > both:
             yield newline, newline + 1
             limit = newline
+            newline = text.rfind("\n", 0, limit)
         else:
             if both > 0 and both + 2 < len(text) and text[both - 1] in " \t" and text[both + 2] in " \t":
                 yield both, both + 2
             limit = both + 1  # `&&&`: its first two may be the separator
+        both = text.rfind("&&", 0, limit)
 
 
 def _clip(spans: _Spans, start: int, end: int) -> _Spans:
@@ -323,15 +351,9 @@ def _clip(spans: _Spans, start: int, end: int) -> _Spans:
     return tuple((max(a, start) - start, min(b, end) - start) for a, b in spans if a < end and start < b)
 
 
-def _read_head(text: str, outer: _Spans) -> tuple[Command, ...]:
-    if len(text) > _REMEMBERED_HEAD_CHARS:
-        return tuple(_parse(text, outer))
-    return _remembered_head(text, outer)
-
-
 @functools.lru_cache(maxsize=256)
 def _remembered_head(text: str, outer: _Spans) -> tuple[Command, ...]:
-    """At most 256 heads of at most 8 kB, by text (errors are not remembered)."""
+    """At most 256 heads of at most `_DIVIDE_UP_TO` characters, by text (errors are not remembered)."""
     return tuple(_parse(text, outer))
 
 
@@ -339,16 +361,18 @@ def _parse(text: str, outer: _Spans) -> list[Command]:
     """The reader itself: `text` from its start to its end, at once."""
     r = _Reader(text)
     commands: list[Command] = []
-    current = Command()
+    current = _Building()
 
     def finish(terminator: str) -> None:
         nonlocal current
         if current.words or current.assignments or current.redirects:
-            current.terminator = terminator
-            commands.append(current)
+            done = Command(
+                tuple(current.assignments), tuple(current.words), tuple(current.redirects), terminator
+            )
+            commands.append(done)
         elif terminator in ("&&", "||", "|"):
             raise ShellSyntaxError(f"operator {terminator!r} without a command before it", r.pos)
-        current = Command()
+        current = _Building()
 
     text_len = len(text)
     while r.pos < text_len:

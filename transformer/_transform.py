@@ -70,7 +70,9 @@ class NodeReport:
 
 @dataclass(frozen=True)
 class TransformResult:
-    """The new workflow (a new object; the input is never mutated) and what was done."""
+    """The new workflow and what was done. The input is never mutated; the new workflow is a new object
+    along every path the transform changed and shares everything else with the input (the scripts, the
+    images, untouched templates): copy it before changing it in place."""
 
     workflow: dict[str, Any]
     nodes: tuple[NodeReport, ...]
