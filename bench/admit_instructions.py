@@ -50,7 +50,7 @@ def _child(tree: str, phase: str, repeat: int) -> None:
 
     def forget_scripts() -> None:  # what bench.transform_bench.forget_scripts does, in trees before it too
         _elyra._scan_script.cache_clear()
-        head = getattr(_shell, "_remembered_head", None)
+        head = getattr(_shell, "_remembered", None) or getattr(_shell, "_remembered_head", None)
         if head is not None:
             head.cache_clear()
 

@@ -33,7 +33,7 @@ import yaml  # noqa: E402
 from elyra_sidecar.transformer import transform  # noqa: E402
 from elyra_sidecar.transformer._elyra import _scan_script  # noqa: E402
 from elyra_sidecar.transformer._io import _Loader, dump_yaml  # noqa: E402
-from elyra_sidecar.transformer._shell import _remembered_head  # noqa: E402
+from elyra_sidecar.transformer._shell import _remembered  # noqa: E402
 from tests.helpers import ELYRA_FIXTURES, load_fixture  # noqa: E402
 
 SIZES = (10, 50, 100, 1000)
@@ -89,7 +89,7 @@ def median_time(fn, repeat: int) -> float:
 def forget_scripts() -> None:
     """As if no pipeline had been seen: the node reader's scripts and the shell reader's heads forgotten."""
     _scan_script.cache_clear()
-    _remembered_head.cache_clear()
+    _remembered.cache_clear()
 
 
 def review_of(workflow: dict) -> dict:

@@ -188,7 +188,7 @@ class TestDividedReading:
         if len(text) < _shell._DIVIDE_FROM:  # long enough to be divided; the pieces' own end left as it is
             text = "echo " + "p" * _shell._DIVIDE_FROM + "\n" + text
         outer = tuple(sorted((a, a + n) for a, n in spans))
-        _shell._remembered_head.cache_clear()
+        _shell._remembered.cache_clear()
         expected = self._whole(text, outer)
         assert self._divided(text, outer) == expected
         assert self._divided(text, outer) == expected  # the head remembered
@@ -281,7 +281,7 @@ class TestDividedReadingEdges:
 
         monkeypatch.setattr(_shell, "_separators_from_the_end", counting_separators)
         monkeypatch.setattr(_shell, "_parse", counting_parse)
-        _shell._remembered_head.cache_clear()
+        _shell._remembered.cache_clear()
         with contextlib.suppress(ShellSyntaxError):
             parse_script(hostile)
         assert len(looked) <= _shell._DIVIDE_CANDIDATES

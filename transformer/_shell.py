@@ -250,7 +250,7 @@ def _marked(word: Word, start: int, end: int, outer: tuple[tuple[int, int], ...]
 
 _Spans = tuple[tuple[int, int], ...]
 
-#: Scripts shorter than this are read whole (dividing them saves nothing), and so are scripts longer than
+#: Scripts shorter than this are read whole (and remembered), and so are scripts longer than
 #: `_DIVIDE_UP_TO`: their head would not be remembered, and a hostile one cannot make the search below
 #: cost more than a few readings of a few kB.
 _DIVIDE_FROM = 256
@@ -268,7 +268,9 @@ def parse_script(text: str, *, outer: _Spans = ()) -> list[Command]:
     run time (the outer shell expands it first), so words of `text` touching it are dynamic, quoted or not.
     """
     outer = tuple(outer)
-    if _DIVIDE_FROM <= len(text) <= _DIVIDE_UP_TO and "#" not in text:  # a comment runs on past a part
+    if len(text) < _DIVIDE_FROM:  # a short script, such as `sh -c` lines of Elyra 3.14+: often repeated
+        return list(_remembered(text, outer))
+    if len(text) <= _DIVIDE_UP_TO and "#" not in text:  # a comment runs on past a part
         divided = _parse_divided(text, outer)
         if divided is not None:
             return divided
@@ -302,7 +304,7 @@ def _parse_divided(text: str, outer: _Spans) -> list[Command] | None:
         if tries > _DIVIDE_TRIES:
             return None
         try:
-            head = _remembered_head(text[:start], _clip(outer, 0, start))
+            head = _remembered(text[:start], _clip(outer, 0, start))
             last = _parse(tail, _clip(outer, end, len(text)))
         except ShellSyntaxError:
             continue
@@ -352,8 +354,9 @@ def _clip(spans: _Spans, start: int, end: int) -> _Spans:
 
 
 @functools.lru_cache(maxsize=256)
-def _remembered_head(text: str, outer: _Spans) -> tuple[Command, ...]:
-    """At most 256 heads of at most `_DIVIDE_UP_TO` characters, by text (errors are not remembered)."""
+def _remembered(text: str, outer: _Spans) -> tuple[Command, ...]:
+    """The readings of at most 256 heads and short scripts (at most `_DIVIDE_UP_TO` characters), by text
+    (errors are not remembered)."""
     return tuple(_parse(text, outer))
 
 
