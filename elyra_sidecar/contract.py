@@ -100,8 +100,8 @@ class SidecarEvent:
     The pod log interleaves these records with the script's lines; `elyra-sidecar logs` drops a JSON line
     only when its event is one of these (SIDECAR_EVENTS), so a user's own JSON lines are never taken for
     ours. The sidecar emits no other name (tests/test_sidecar_events.py checks its source and its output);
-    only the records it routes from the stdlib loggers of minio and urllib3 (WARNING and above) carry the
-    library's message as their event, with a `logger` field.
+    the records it routes from the stdlib loggers of minio and urllib3 (WARNING and above) are
+    LIBRARY_MESSAGE, with the library's `logger` and `message` fields.
     """
 
     SIDECAR_STARTED: Final = "sidecar_started"
@@ -127,6 +127,7 @@ class SidecarEvent:
     UPLOAD_RECOVERED: Final = "upload_recovered"
     SHUTDOWN_DEADLINE_REACHED: Final = "shutdown_deadline_reached"
     SHUTDOWN_FAILED: Final = "shutdown_failed"
+    LIBRARY_MESSAGE: Final = "library_message"
 
 
 #: Every SidecarEvent name (derived, so a new event cannot be left out of the set).

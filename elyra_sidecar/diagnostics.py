@@ -114,14 +114,16 @@ def pod_logger(*, json_output: bool | None = None) -> PodLogger:
     return PodLogger(json_output=json_output)
 
 
-def route_stdlib_logging(log: PodLogger) -> None:
-    """Stdlib loggers (minio, urllib3) at WARNING and above through `log` (only when they are used)."""
+def route_stdlib_logging(log: PodLogger, event: str) -> None:
+    """Stdlib loggers (minio, urllib3) at WARNING and above through `log` (only when they are used), each
+    record as `event` with the library's `logger` and `message` (a library's message is no event name:
+    `elyra-sidecar logs` knows ours, and would take an unknown one for a line of the script)."""
     import logging  # noqa: PLC0415 - ~1 MiB and a few ms the pod needs only when mirroring
 
     class _Handler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             try:
-                log.log(record.levelname.lower(), record.getMessage(), logger=record.name)
+                log.log(record.levelname.lower(), event, logger=record.name, message=record.getMessage())
             except Exception:
                 self.handleError(record)
 

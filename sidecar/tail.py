@@ -104,7 +104,7 @@ def _mirror(
     # minio, urllib3 and ssl only when mirroring; stdlib loggers (minio, urllib3) then use our renderer.
     from elyra_sidecar.sidecar._mirror import Mirror, MirrorTarget, make_client  # noqa: PLC0415
 
-    diagnostics.route_stdlib_logging(log)
+    diagnostics.route_stdlib_logging(log, SidecarEvent.LIBRARY_MESSAGE)
     if not args.endpoint or not args.bucket:
         log.warning(SidecarEvent.MIRROR_DISABLED, reason="--key given without --endpoint and --bucket")
         return None, {}

@@ -7,10 +7,12 @@ the rare failure paths no scenario reaches) and its real output in scenarios tha
 from __future__ import annotations
 
 import ast
+import io
 import json
+import logging
 from pathlib import Path
 
-from elyra_sidecar import contract
+from elyra_sidecar import contract, diagnostics
 from tests.support.procs import SidecarProcess, free_port, wait_for
 
 #: The pod room's real folder (elyra_sidecar/sidecar is a link to it).
@@ -18,7 +20,7 @@ SIDECAR_ROOM = Path(__file__).resolve().parents[1] / "sidecar"
 #: The PodLogger calls that write one record; their first argument is the event.
 LOG_METHODS = frozenset({"debug", "info", "warning", "error", "exception"})
 #: Helpers that take the event as their n-th positional argument and forward it to a logger call.
-FORWARDERS = {"_report": 1}
+FORWARDERS = {"_report": 1, "route_stdlib_logging": 1}
 
 
 def _event_values(node: ast.expr, where: str) -> list[str]:
@@ -73,13 +75,8 @@ def emitted_in_source() -> dict[str, list[str]]:
 
 
 def events_on_stderr(err: str) -> set[str]:
-    """The events of the sidecar's own JSON records (not the ones routed from minio/urllib3's loggers)."""
-    events = set()
-    for line in err.splitlines():
-        record = json.loads(line)
-        if "logger" not in record:
-            events.add(record["event"])
-    return events
+    """The events of every JSON record the sidecar wrote, its own and those routed from minio/urllib3."""
+    return {json.loads(line)["event"] for line in err.splitlines()}
 
 
 class TestSource:
@@ -149,6 +146,30 @@ class TestOutput:
             events |= events_on_stderr(sc.err)
         assert {"directory_refused", "upload_failed", "sidecar_stopped"} <= events
         assert events <= contract.SIDECAR_EVENTS, events - contract.SIDECAR_EVENTS
+
+
+class TestRoutedLibraryRecords:
+    def test_a_library_warning_is_a_contract_event(self):
+        """A minio/urllib3 warning (stdlib logging) is written as `library_message` with the library's text
+        in `message` (it used to be the event itself, which `logs` took for a line of the script)."""
+        stream = io.StringIO()
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            diagnostics.route_stdlib_logging(
+                diagnostics.PodLogger(json_output=True, stream=stream), contract.SidecarEvent.LIBRARY_MESSAGE
+            )
+            logging.getLogger("urllib3.connectionpool").warning(
+                "Retrying (%s) after %s", "Retry(total=2)", "x"
+            )
+            logging.getLogger("minio").info("below WARNING: not written")
+        finally:
+            root.handlers[:], root.level = handlers, level
+        (record,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert record["event"] == "library_message" in contract.SIDECAR_EVENTS
+        assert record["logger"] == "urllib3.connectionpool"
+        assert record["message"] == "Retrying (Retry(total=2)) after x"
+        assert record["level"] == "warning"
 
 
 class TestDocs:
