@@ -11,7 +11,7 @@ import functools
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
 from elyra_sidecar.transformer._shell import ShellSyntaxError, Word, change_directory, parse_script
@@ -202,13 +202,11 @@ class _Invocation(NamedTuple):
 
 
 class _Found(NamedTuple):
-    """What the walk over a node's script found: the bootstrapper call (and its directory), its URL, and
-    the call's options read (or why they cannot be: `options_error`). Remembered: read, never change."""
+    """What a node's script says, remembered by its text: the node it describes (with no template index
+    or name yet), or why it cannot be read (`problem`, the message after the template's place)."""
 
-    invocation: _Invocation | None
-    url: str
-    options: Mapping[str, Word]
-    options_error: str
+    node: ElyraNode | None
+    problem: str
 
 
 class _ScanError(Exception):
@@ -234,16 +232,38 @@ def _scan_script(script: str) -> _Found:
 
 
 def _walk(script: str) -> _Found:
+    """Everything the node reader takes from a script; raises _ScanError when the script itself is
+    unreadable (not remembered). Checks in the order the reader always made them: the first one wins."""
     found = _Scan()
     _scan(Word(script), ".", found)
-    options: dict[str, Word] = {}
-    error = ""
-    if found.invocation is not None:
-        try:
-            options = _read_options(found.invocation.args)
-        except _ArgError as exc:
-            error = str(exc)
-    return _Found(found.invocation, found.url, options, error)
+    invocation = found.invocation
+    if invocation is None:
+        return _Found(None, ".container.args: no `python3 bootstrapper.py` call found")
+    try:
+        values = _read_options(invocation.args)
+    except _ArgError as exc:
+        return _Found(None, f".container.args: bootstrapper arguments cannot be read: {exc}")
+    try:  # `where` left empty: the message then starts at ": ", after the template's place
+        file = _required(values, "file", "")
+        source, version = _version_from_url(found.url)
+        node = ElyraNode(
+            template_index=-1,
+            template_name="",
+            kind=_kind_of(file, ""),
+            file=file,
+            run_dir=invocation.cwd,
+            cos_endpoint=_required(values, "cos_endpoint", ""),
+            cos_bucket=_required(values, "cos_bucket", ""),
+            cos_directory=_required(values, "cos_directory", "", allow_empty=True),
+            inputs=_split_list(values.get("inputs"), "--inputs", ""),
+            outputs=_split_list(values.get("outputs"), "--outputs", ""),
+            elyra_version=version,
+            bootstrapper_source=source,
+            bootstrapper_url=found.url,
+        )
+    except NodeParseError as exc:
+        return _Found(None, str(exc))
+    return _Found(node, "")
 
 
 @dataclass
@@ -380,29 +400,6 @@ def read_elyra_node(template: dict[str, Any], index: int) -> ElyraNode | None:
         found = _read_script(script)
     except _ScanError as exc:
         raise NodeParseError(f"{where}.container.args: {exc}") from exc
-    invocation = found.invocation
-    if invocation is None:
-        raise NodeParseError(f"{where}.container.args: no `python3 bootstrapper.py` call found")
-    if found.options_error:
-        raise NodeParseError(
-            f"{where}.container.args: bootstrapper arguments cannot be read: {found.options_error}"
-        )
-    values = found.options
-    file = _required(values, "file", where)
-    url = found.url
-    source, version = _version_from_url(url)
-    return ElyraNode(
-        template_index=index,
-        template_name=str(template.get("name", "")),
-        kind=_kind_of(file, where),
-        file=file,
-        run_dir=invocation.cwd,
-        cos_endpoint=_required(values, "cos_endpoint", where),
-        cos_bucket=_required(values, "cos_bucket", where),
-        cos_directory=_required(values, "cos_directory", where, allow_empty=True),
-        inputs=_split_list(values.get("inputs"), "--inputs", where),
-        outputs=_split_list(values.get("outputs"), "--outputs", where),
-        elyra_version=version,
-        bootstrapper_source=source,
-        bootstrapper_url=url,
-    )
+    if found.node is None:
+        raise NodeParseError(f"{where}{found.problem}")
+    return replace(found.node, template_index=index, template_name=str(template.get("name", "")))
