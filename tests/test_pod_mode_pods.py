@@ -31,8 +31,14 @@ from elyra_sidecar.webhook._pod import mutate_pod, read_step
 from tests.support import kfp_pods, pods
 from tests.support.pod import argo_kill_command
 from tests.support.runner import dependency_archive
-from tests.test_e2e import EXPECTED, SCRIPT
+from tests.test_e2e import EXPECTED, NOTEBOOK, R_EXPECTED, R_INPUTS, R_SCRIPT, SCRIPT
 from tests.test_pod_e2e import CONFIG, FAILING, FIXTURE, SLOW, STOP_BOUND
+
+SHAPES = FIXTURE.parent
+# KFP 2.0-2.2: main's command is the launcher behind TWO `argoexec emissary ... --` prefixes.
+FIXTURE_22 = SHAPES / "pod-2.2-elyra-step.reconstructed.yaml"
+FIXTURE_R = SHAPES / "pod-2.14-elyra-r-step.reconstructed.yaml"
+FIXTURE_NOTEBOOK = SHAPES / "pod-2.17-elyra-notebook-step.reconstructed.yaml"
 
 REASON = pods.unavailable()
 # Cold, the first test also builds the images (debootstrap, pip): minutes, not the usual 300 s limit.
@@ -53,20 +59,26 @@ def _container(pod, name):
     return next(c for c in pod["spec"]["containers"] if c["name"] == name)
 
 
-def _mutated_step(s3, script: bytes):
-    """The reconstructed 2.17 Pod, its storage prepared as Elyra's export leaves it, mutated by Pod mode."""
-    pod = yaml.safe_load(FIXTURE.read_text())
+def _prepared(s3, fixture: Path, files: dict[str, bytes], inputs: dict[str, bytes] | None = None):
+    """A reconstructed Pod, its storage prepared as Elyra's export (and upstream nodes) leave it."""
+    pod = yaml.safe_load(fixture.read_text())
     main = _container(pod, "main")
     main["args"] = [a.replace("http://127.0.0.1:9123", s3.endpoint) for a in main["args"]]
     node, _ = read_step(main, "main")
     assert node is not None and node.elyra_version == (4, 1, 1)
     archive = re.search(r"--cos-dependencies-archive\s+'([^']+)'", main["args"][2])
     assert archive is not None
-    data = dependency_archive({"load_data.py": script})
+    data = dependency_archive(files)
     s3.make_bucket(node.cos_bucket)
-    s3.client().put_object(
-        node.cos_bucket, f"{node.cos_directory}/{archive.group(1)}", io.BytesIO(data), len(data)
-    )
+    objects = {archive.group(1): data, **(inputs or {})}
+    for name, body in objects.items():
+        s3.client().put_object(node.cos_bucket, f"{node.cos_directory}/{name}", io.BytesIO(body), len(body))
+    return pod, node
+
+
+def _mutated_step(s3, script: bytes, fixture: Path = FIXTURE, **extra):
+    """The reconstructed Pod (2.17 unless told), storage prepared, mutated by Pod mode."""
+    pod, node = _prepared(s3, fixture, {"load_data.py": script}, **extra)
     outcome = mutate_pod(pod, CONFIG)
     assert outcome.result == "patched", outcome.reason
     return jsonpatch.apply_patch(pod, outcome.patch), node
@@ -75,9 +87,9 @@ def _mutated_step(s3, script: bytes):
 class Played:
     """One mutated Pod under podman: its unique name, its manifest, its containers' names."""
 
-    def __init__(self, pod) -> None:
+    def __init__(self, pod, step: str) -> None:
         self.name = f"kfp-v2-pods-{uuid.uuid4().hex[:10]}"  # unique per run: never another run's pod
-        self.manifest = kfp_pods.podman_pod(pod, name=self.name, sidecar_ref=CONFIG.sidecar.image)
+        self.manifest = kfp_pods.podman_pod(pod, name=self.name, sidecar_ref=CONFIG.sidecar.image, step=step)
         self.dir = Path(tempfile.mkdtemp(prefix="elyra-kfp-v2-pod-"))
 
     def start(self) -> None:
@@ -116,9 +128,9 @@ class Played:
 
 
 @contextlib.contextmanager
-def _play(pod) -> Iterator[Played]:
+def _play(pod, step: str = kfp_pods.STEP_IMAGE) -> Iterator[Played]:
     """`podman kube play` the Pod; remove it (and only it) afterwards."""
-    played = Played(pod)
+    played = Played(pod, step)
     try:
         played.start()
         yield played
@@ -139,9 +151,17 @@ def _lived(played: Played, main_finished, first: str, last: str, gap: float) -> 
 class TestPodModeUnderPodman:
     """The mutated 2.17 Pod run by a real container runtime, read back with `podman logs`."""
 
-    def test_success_live_log_object_and_self_exit(self, s3):
-        """elyra-log: byte-exact, first line before main ends; S3 object; exits 0 on main's exit-code file."""
-        pod, node = _mutated_step(s3, SCRIPT)
+    @pytest.mark.parametrize("fixture", [FIXTURE, FIXTURE_22], ids=["kfp-2.17", "kfp-2.2-double-emissary"])
+    def test_success_live_log_object_and_self_exit(self, s3, fixture):
+        """elyra-log: byte-exact, first line before main ends; S3 object; exits 0 on main's exit-code file.
+
+        KFP 2.2 shape: both emissary prefixes run the stand-in emissary (the outer one runs the inner one,
+        which runs the launcher; each writes main's exit-code file when its child ends, the inner one first).
+        What differs from real 2.2: the stand-in launcher does not resolve `{{$.inputs.parameters[...]}}`
+        placeholders (the 2.2 driver leaves them to the launcher), so the script sees the placeholder text
+        as learning_rate (this script does not read it), and the stand-in emissaries do not read Argo's
+        template or signal files."""
+        pod, node = _mutated_step(s3, SCRIPT, fixture)
         with _play(pod) as played:
             assert pods.wait_exit(played.ctr("main"), 300) == 0, played.main_text()
             main_finished = pods.finished_at(played.ctr("main"))
@@ -191,3 +211,55 @@ class TestPodModeUnderPodman:
             expected = b"started, now working for a long time\n"
             assert played.logs("elyra-log").stdout == expected
             assert s3.get(node.cos_bucket, f"{node.cos_directory}/load_data.log") == expected
+
+
+@pytest.fixture(scope="module")
+def r_image(images):
+    """The stand-in step image with Debian's r-base-core (built once, cached after that)."""
+    del images
+    return kfp_pods.step_image(with_r=True)
+
+
+class TestOtherStepsUnderPodman:
+    """An R step (KFP 2.14 shape) and a notebook step (KFP 2.17 shape) run by podman."""
+
+    def test_r_step_log_at_the_end_and_mirrored(self, s3, r_image):
+        """Elyra 4.1 R step: elyra-log prints the log byte-exact once the bootstrapper writes it; S3."""
+        pod, node = _prepared(s3, FIXTURE_R, {"report.r": R_SCRIPT}, R_INPUTS)
+        outcome = mutate_pod(pod, CONFIG)
+        assert outcome.result == "patched", outcome.reason
+        pod = jsonpatch.apply_patch(pod, outcome.patch)
+        with _play(pod, r_image) as played:
+            assert pods.wait_exit(played.ctr("main"), 300) == 0, played.main_text()
+            main_finished = pods.finished_at(played.ctr("main"))
+            assert pods.wait_exit(played.ctr("elyra-log"), STOP_BOUND) == 0, played.logs("elyra-log").stderr
+            assert played.exit_code_file() == b"0"
+            side = played.logs("elyra-log")
+            assert side.stdout == R_EXPECTED
+            # Elyra 4.x keeps R's output in memory: both lines reach elyra-log together, although the
+            # script sleeps 2 s between them, and before main ended.
+            t_first, t_last = side.first("report 1/2"), side.first("report 2/2")
+            assert t_first is not None and t_last is not None, side.timed
+            assert (t_last - t_first).total_seconds() < 2.0
+            assert t_first < main_finished
+            assert s3.get(node.cos_bucket, f"{node.cos_directory}/report.log") == R_EXPECTED
+
+    def test_notebook_step_left_alone_and_succeeds(self, s3, images):
+        """Notebook step: Pod mode leaves the Pod unchanged; under podman it succeeds, outputs in S3."""
+        del images
+        pod, node = _prepared(
+            s3, FIXTURE_NOTEBOOK, {"train.ipynb": NOTEBOOK}, {"data.csv": b"a,b\n1,2\n3,4\n"}
+        )
+        outcome = mutate_pod(pod, CONFIG)
+        assert (outcome.result, outcome.patch) == ("unchanged", [])
+        assert outcome.reason.startswith("notebook node")
+        with _play(pod) as played:
+            names = [c["name"] for c in played.manifest["spec"]["containers"]]
+            assert names == ["wait", "main"]
+            assert pods.wait_exit(played.ctr("main"), 300) == 0, played.main_text()
+            assert played.exit_code_file() == b"0"
+            # Elyra 4.1 uploads papermill's output under the notebook's own name, and its HTML.
+            output = s3.get(node.cos_bucket, f"{node.cos_directory}/train.ipynb")
+            assert output is not None and b"rows: 3" in output
+            assert s3.get(node.cos_bucket, f"{node.cos_directory}/train.html") is not None
+            assert s3.get(node.cos_bucket, f"{node.cos_directory}/model.pkl") == b"model"

@@ -34,6 +34,7 @@ from tests.support.elyra import ROOT, _Lock
 from tests.support.pod import EMISSARY, LAUNCHER
 
 STEP_IMAGE = "localhost/elyra-sidecar-standin/kfp-v2-step:bookworm"
+STEP_IMAGE_R = "localhost/elyra-sidecar-standin/kfp-v2-step:bookworm-r"
 # The image from sidecar/Dockerfile under a tag of its own: another checkout's test run may be using
 # pods.SIDECAR_IMAGE at the same time, built from its own sources (same layers when the sources agree).
 SIDECAR_IMAGE = "localhost/elyra-sidecar:test-pod-mode"
@@ -80,9 +81,12 @@ def sidecar_image() -> str:
 
 
 @functools.cache
-def step_image() -> str:
-    """The STAND-IN step image, built once on the v1 tests' stand-in runtime image (keyed by its recipe)."""
-    runtime = pods.runtime_image("bookworm")
+def step_image(*, with_r: bool = False) -> str:
+    """The STAND-IN step image, built once on the v1 tests' stand-in runtime image (keyed by its recipe).
+
+    `with_r`: on the runtime image with Debian's r-base-core (the v1 R tests' one), for R steps."""
+    runtime = pods.runtime_image("bookworm", with_r=with_r)
+    tag = STEP_IMAGE_R if with_r else STEP_IMAGE
     files = {
         "Containerfile": STEP_CONTAINERFILE.format(runtime=runtime, version=BOOTSTRAPPER_VERSION).encode(),
         "bootstrapper.py": elyra.bootstrapper(BOOTSTRAPPER_VERSION).read_bytes(),
@@ -97,27 +101,29 @@ def step_image() -> str:
     fmt = f'{{{{index .Labels "{pods.LABEL}"}}}}'
     digest.update(pods.podman("image", "inspect", "--format", fmt, runtime).stdout)
     key = digest.hexdigest()[:16]
-    with _Lock(pods.PODS_CACHE / "kfp-v2-step.lock"):
-        have = pods.podman("image", "inspect", "--format", fmt, STEP_IMAGE, check=False)
+    with _Lock(pods.PODS_CACHE / f"kfp-v2-step{'-r' if with_r else ''}.lock"):
+        have = pods.podman("image", "inspect", "--format", fmt, tag, check=False)
         if have.returncode == 0 and have.stdout.decode().strip() == key:
-            return STEP_IMAGE
+            return tag
         with tempfile.TemporaryDirectory(prefix="elyra-kfp-v2-standin-") as tmp:
             context = Path(tmp)
             for name, data in files.items():
                 (context / name).write_bytes(data)
             with (context / "Containerfile").open("a") as f:
                 f.write(f"LABEL {pods.LABEL}={key}\n")
-            pods.build(context / "Containerfile", STEP_IMAGE, context)
-    return STEP_IMAGE
+            pods.build(context / "Containerfile", tag, context)
+    return tag
 
 
-def podman_pod(pod: Mapping[str, Any], *, name: str, sidecar_ref: str) -> dict[str, Any]:
+def podman_pod(
+    pod: Mapping[str, Any], *, name: str, sidecar_ref: str, step: str = STEP_IMAGE
+) -> dict[str, Any]:
     """The mutated Pod as podman plays it: images substituted, the emptyDir emulation, host network."""
     manifest = copy.deepcopy(dict(pod))
     spec = manifest["spec"]
     for ctr in [*spec.get("initContainers", []), *spec["containers"]]:
         if ctr["name"] in STANDIN_CONTAINERS:
-            ctr["image"] = STEP_IMAGE
+            ctr["image"] = step
         elif ctr["image"] == sidecar_ref:
             ctr["image"] = SIDECAR_IMAGE
         else:
@@ -129,7 +135,7 @@ def podman_pod(pod: Mapping[str, Any], *, name: str, sidecar_ref: str) -> dict[s
         0,
         {
             "name": pods.EMPTYDIR_INIT,
-            "image": STEP_IMAGE,
+            "image": step,
             "command": ["chmod", "0777", *(f"/emulated/{v}" for v in empty_dirs)],
             "securityContext": {"runAsUser": 0, "runAsGroup": 0},
             "volumeMounts": [{"name": v, "mountPath": f"/emulated/{v}"} for v in empty_dirs],
