@@ -1,7 +1,8 @@
-"""Real containers (podman): a KFP 2.17 Elyra step Pod, mutated by the Pod mode, run by `podman kube play`.
+"""Real containers (podman): KFP Elyra step Pods, mutated by the Pod mode, run by `podman kube play`.
 
-The Pod is `pod-2.17-elyra-step.reconstructed.yaml` (its --cos-endpoint pointed at this test's S3 server, as
-if Elyra had compiled against it), mutated by `mutate_pod` and patched with `jsonpatch`. Every container
+The Pods are reconstructed (tests/fixtures/kfp-v2): the 2.17 and 2.2 (double emissary) Python steps, the 2.14
+R step and the 2.17 notebook step, their --cos-endpoint pointed at this test's S3 server (as if Elyra had
+compiled against it), mutated by `mutate_pod` and patched with `jsonpatch`. Every container
 keeps the spec the patch leaves; the images are the sidecar image from sidecar/Dockerfile and one STAND-IN
 image for Argo's argoexec, KFP's launcher and Elyra's runtime (the real 4.1.1 bootstrapper inside), whose
 argoexec and launcher are stand-ins following shared/docs/KFP-V2.md (tests/support/kfp_pods.py). Argo's
