@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
@@ -9,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import jsonschema
 import yaml
 
@@ -67,3 +69,11 @@ def validator(schema_file: Path, *, strict: bool = True) -> jsonschema.Draft7Val
 def schema_errors(workflow: dict[str, Any], schema_file: Path, *, strict: bool = True) -> list[str]:
     errors = validator(schema_file, strict=strict).iter_errors(workflow)
     return [f"{'/'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in errors]
+
+
+def patched(obj: Any, response: dict[str, Any]) -> Any:
+    """`obj` with an AdmissionReview response's JSON Patch applied (as the API server does), if it has one."""
+    if "patch" not in response:
+        return obj
+    assert response["patchType"] == "JSONPatch"
+    return jsonpatch.apply_patch(obj, json.loads(base64.b64decode(response["patch"])))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import subprocess
@@ -16,7 +15,7 @@ import yaml
 from elyra_sidecar.transformer import Config, config_from_mapping, transform
 from elyra_sidecar.webhook._admission import admit, admit_body, not_injected
 from elyra_sidecar.webhook._patch import make_patch, pointer
-from tests.helpers import ARGO_FIXTURES, ELYRA_FIXTURES, FIXTURES, load_fixture
+from tests.helpers import ARGO_FIXTURES, ELYRA_FIXTURES, FIXTURES, load_fixture, patched
 
 OPTED_IN = Config()
 OPTED_IN = replace(OPTED_IN, selection=replace(OPTED_IN.selection, only_annotated=True))
@@ -35,13 +34,6 @@ def review(obj, *, uid="uid-1", namespace="team-a", kind="Workflow", operation="
             "object": obj,
         },
     }
-
-
-def patched(obj, response):
-    if "patch" not in response:
-        return obj
-    assert response["patchType"] == "JSONPatch"
-    return jsonpatch.apply_patch(obj, json.loads(base64.b64decode(response["patch"])))
 
 
 def annotate(workflow, where, value="true", index=0):

@@ -7,7 +7,6 @@ Every patch is applied with `jsonpatch`, every result validated against the Kube
 
 from __future__ import annotations
 
-import base64
 import copy
 import importlib.util
 import json
@@ -33,6 +32,7 @@ from elyra_sidecar.webhook._pod import (
     mutate_pod,
     read_step,
 )
+from tests.helpers import patched
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "kfp-v2"
 PODS = {p.name.removesuffix(".reconstructed.yaml"): p for p in sorted(HERE.glob("*.reconstructed.yaml"))}
@@ -79,13 +79,6 @@ def review(obj, *, uid="uid-7", namespace="team-a", kind="Pod", group="", operat
             "object": obj,
         },
     }
-
-
-def patched(obj, response):
-    if "patch" not in response:
-        return obj
-    assert response["patchType"] == "JSONPatch"
-    return jsonpatch.apply_patch(obj, json.loads(base64.b64decode(response["patch"])))
 
 
 def admitted(name, config=NS_OPTED_IN):
