@@ -15,10 +15,8 @@ Writes bench/results/cli.json and prints the ratios to the floor. Run: .venv/bin
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from bench.transform_bench import synthetic  # noqa: E402
+from bench.transform_bench import median_cpu, synthetic  # noqa: E402
 from elyra_sidecar.transformer import cli, transform  # noqa: E402
 from elyra_sidecar.transformer._io import _DUMP_OPTIONS, _Dumper, dump_yaml  # noqa: E402
 from elyra_sidecar.transformer._shape import check_shape  # noqa: E402
@@ -40,12 +38,8 @@ _CLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def median_time(fn: Callable[[], object], repeat: int = REPEAT) -> float:
-    samples = []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        fn()
-        samples.append(time.process_time() - t0)
-    return statistics.median(samples)
+    """The median CPU time of `repeat` runs (the machine is shared: wall time is not steady)."""
+    return median_cpu(fn, repeat)
 
 
 def pyyaml_load(text: str) -> Any:

@@ -77,12 +77,13 @@ def synthetic(n: int) -> dict:
     }
 
 
-def median_time(fn, repeat: int) -> float:
+def median_time(fn, repeat: int, clock=time.perf_counter) -> float:
+    """The median of `repeat` runs of `fn` by `clock` (wall time; time.process_time for CPU time)."""
     samples = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        samples.append(time.perf_counter() - t0)
+        samples.append(clock() - t0)
     return statistics.median(samples)
 
 
@@ -145,12 +146,7 @@ def admission_row() -> dict:
 
 
 def median_cpu(fn, repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        fn()
-        samples.append(time.process_time() - t0)
-    return statistics.median(samples)
+    return median_time(fn, repeat, time.process_time)
 
 
 def main() -> int:
