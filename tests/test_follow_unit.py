@@ -20,7 +20,6 @@ from structlog.testing import capture_logs
 
 from elyra_sidecar.sidecar._follow import Follower, FollowerOptions, Output
 from elyra_sidecar.sidecar._mirror import MIN_PART, Mirror, MirrorTarget, make_client
-from tests.support.s3 import start_s3
 
 
 class Clock:
@@ -227,12 +226,10 @@ class TestMainExitFile:
 
 
 @pytest.fixture(scope="module")
-def server():
-    """Its own SeaweedFS on free ports (not the session's fixed 9123): nothing here needs that one."""
-    server = start_s3()
-    server.make_bucket("unit-bucket")
-    yield server
-    server.stop()
+def server(s3):
+    """The module's own S3 server on free ports (conftest `s3`) with the bucket made."""
+    s3.make_bucket("unit-bucket")
+    return s3
 
 
 class TestMirrorPolicy:

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.procs import SidecarProcess, as_pod_user, shared_dir, wait_for
-from tests.support.s3 import start_s3
 
 BUCKET = "elyra-bucket"
 CANARY = "ELYRA_TEST_CANARY=not-a-real-secret-4f9c2a"
@@ -47,12 +46,10 @@ def pod_dir():
 
 
 @pytest.fixture(scope="module")
-def bucket():
-    """Its own SeaweedFS on free ports: nothing here needs the fixtures' fixed endpoint."""
-    server = start_s3()
-    server.make_bucket(BUCKET)
-    yield server
-    server.stop()
+def bucket(s3):
+    """The module's own S3 server on free ports (conftest `s3`) with the bucket made."""
+    s3.make_bucket(BUCKET)
+    return s3
 
 
 def pod_sidecar(directory, *names, extra=(), env=None, stdout="read"):

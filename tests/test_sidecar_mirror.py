@@ -15,12 +15,10 @@ BUCKET = "elyra-bucket"
 
 
 @pytest.fixture(scope="module")
-def bucket():
-    """Its own SeaweedFS on free ports: only the e2e tests need the fixtures' fixed 127.0.0.1:9123."""
-    server = start_s3()
-    server.make_bucket(BUCKET)
-    yield server
-    server.stop()
+def bucket(s3):
+    """The module's own S3 server on free ports (conftest `s3`) with the bucket made."""
+    s3.make_bucket(BUCKET)
+    return s3
 
 
 def mirrored(server, directory, key, *extra, env=None, endpoint=None):
