@@ -40,6 +40,7 @@ import trustme  # noqa: E402
 from bench.transform_bench import review_of, synthetic  # noqa: E402
 from elyra_sidecar.transformer import config_from_mapping, transform  # noqa: E402
 from elyra_sidecar.webhook._workers import available_cpus  # noqa: E402
+from tests.support.procs import free_port  # noqa: E402
 
 NODES, CLIENTS, PER_CLIENT = 50, 20, 25
 STALLED = 1000
@@ -94,14 +95,6 @@ def cpu_seconds(root: int) -> tuple[float, float]:
         frontier = {pid for pid, (ppid, _) in stats.items() if ppid in frontier} - descendants
         descendants |= frontier
     return stats.get(root, (0, 0.0))[1], sum(stats[pid][1] for pid in descendants)
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_until_serving(port: int, context: ssl.SSLContext, body: bytes | None) -> None:

@@ -21,11 +21,11 @@ import pytest
 import yaml
 
 from elyra_sidecar.transformer import transform
-from tests.helpers import FIXTURES, ROOT, load_fixture
+from tests.helpers import FIXTURES, ROOT, load_fixture, patched
 from tests.support import pods
 from tests.support.helm import helm_binary
-from tests.support.procs import wait_for
-from tests.test_admission import annotate, patched, review
+from tests.support.procs import free_port, wait_for
+from tests.test_admission import annotate, review
 from tests.test_e2e import (
     EXPECTED,
     FAILING,
@@ -279,14 +279,6 @@ def _names(path: Path) -> set[str]:
 NAMESPACE = "elyra-system"
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def _request(port: int, context: ssl.SSLContext, host: str, method: str, path: str, *, body: bytes = b""):
     with (
         socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
@@ -316,7 +308,7 @@ class TestWebhookDeployed:
 
     def test_admission_over_tls_gives_the_cli_patch_and_sigterm_drains(self, tmp_path):
         """Chart args, ConfigMap, Secret, securityContext: probes pass, the CLI's patch, SIGTERM drains."""
-        port = _free_port()
+        port = free_port()
         rendered = subprocess.run(
             [str(helm_binary()), "template", "rel", str(ROOT / "charts" / "elyra-sidecar"), "-n", NAMESPACE,
              "-f", str(ROOT / "tests" / "chart-values" / "default.yaml"), "--set", f"webhook.port={port}"],

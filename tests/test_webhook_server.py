@@ -21,17 +21,9 @@ import pytest
 import trustme
 
 from elyra_sidecar.transformer import Config, transform
-from tests.helpers import ELYRA_FIXTURES, FIXTURES, load_fixture
-from tests.support.procs import wait_for
-from tests.test_admission import annotate, patched, review
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from tests.helpers import ELYRA_FIXTURES, FIXTURES, load_fixture, patched
+from tests.support.procs import free_port, wait_for
+from tests.test_admission import annotate, review
 
 
 class Server:
