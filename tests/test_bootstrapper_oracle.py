@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, _kind_of, _parse_bootstrapper_args
+from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, _ArgError, _kind_of, _read_options
 from elyra_sidecar.transformer._shell import Word
 from tests.support import elyra
 
@@ -107,8 +107,8 @@ def _real(module: ModuleType, argv: list[str]) -> dict[str, Any] | None:
 
 def _ours(argv: list[str]) -> dict[str, Any] | None:
     try:
-        read = _parse_bootstrapper_args([Word(a) for a in argv], "here")
-    except NodeParseError:
+        read = _read_options([Word(a) for a in argv])
+    except _ArgError:
         return None
     return {k: w.value for k, w in read.items()}
 

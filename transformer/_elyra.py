@@ -188,14 +188,6 @@ def _read_options(words: Sequence[Word]) -> dict[str, Word]:
     return read
 
 
-def _parse_bootstrapper_args(words: Sequence[Word], where: str) -> dict[str, Word]:
-    """The bootstrapper's options by key, each value the Word written at its position."""
-    try:
-        return _read_options(words)
-    except _ArgError as exc:
-        raise NodeParseError(f"{where}: bootstrapper arguments cannot be read: {exc}") from exc
-
-
 class _Invocation(NamedTuple):
     args: tuple[Word, ...]
     cwd: str

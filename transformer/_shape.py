@@ -97,9 +97,7 @@ def _checked(obj: Mapping[str, Any], spec: _Spec, where: _Where) -> Mapping[str,
         else:
             if not isinstance(value, list):
                 raise WorkflowError(f"{_place((where, key))}: must be a list, got {_type(value)}")
-            if inner is None or _plainly_fine(value, inner):
-                pass
-            else:
+            if inner is not None and not _plainly_fine(value, inner):
                 place = (where, key)
                 items = [_item(item, inner, (place, i)) for i, item in enumerate(value)]
                 if any(a is not b for a, b in zip(items, value, strict=True)):
