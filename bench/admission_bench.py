@@ -75,7 +75,7 @@ def start_server(tmp: Path, port: int, workers: int | None, tree: Path) -> subpr
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=tree,
-        env={**os.environ, "PYTHONPATH": str(tree)},  # that tree's elyra_sidecar, not the installed one
+        env={**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree}"},  # that tree's code, not ours
     )
 
 

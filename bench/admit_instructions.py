@@ -31,6 +31,8 @@ FEW, MANY = 2, 22
 def _child(tree: str, phase: str, repeat: int) -> None:
     """Set up with `tree`'s code, then run `phase` `repeat` times (what perf counts)."""
     sys.path.insert(0, tree)
+    if (Path(tree) / "src" / "elyra_sidecar").is_dir():  # the src/ layout; older trees keep it at the top
+        sys.path.insert(0, str(Path(tree) / "src"))
     from dataclasses import replace
 
     from bench.transform_bench import review_of, synthetic

@@ -42,8 +42,7 @@ def _wheel(tmp_path: Path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         src.mkdir(exist_ok=True)
         shutil.copy2(ROOT / name, src / name)
-    for room in ("elyra_sidecar", "transformer", "sidecar", "webhook"):
-        shutil.copytree(ROOT / room, src / room, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(src)],
         check=True,

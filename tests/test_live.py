@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from elyra_sidecar.sidecar.live import install
+from tests.helpers import ROOT
 
 PYTHONS = {
     v: Path(f"/root/.pyenv/versions/{v}/bin/python3")
@@ -716,5 +717,5 @@ class TestInstallLive:
             check=False,
         )
         assert (done.returncode, done.stderr.startswith(b"installed ")) == (0, True), done.stderr
-        shipped = Path(__file__).resolve().parents[1] / "sidecar" / "live_sitecustomize.py"
+        shipped = ROOT / "src" / "elyra_sidecar" / "sidecar" / "live_sitecustomize.py"
         assert (tmp_path / "live" / "sitecustomize.py").read_bytes() == shipped.read_bytes()

@@ -10,13 +10,13 @@ import ast
 import io
 import json
 import logging
-from pathlib import Path
 
 from elyra_sidecar import contract, diagnostics
+from tests.helpers import ROOT
 from tests.support.procs import SidecarProcess, free_port, wait_for
 
-#: The pod room's real folder (elyra_sidecar/sidecar is a link to it).
-SIDECAR_ROOM = Path(__file__).resolve().parents[1] / "sidecar"
+#: The pod room's source folder.
+SIDECAR_ROOM = ROOT / "src" / "elyra_sidecar" / "sidecar"
 #: The PodLogger calls that write one record; their first argument is the event.
 LOG_METHODS = frozenset({"debug", "info", "warning", "error", "exception"})
 #: Helpers that take the event as their n-th positional argument and forward it to a logger call.
@@ -175,6 +175,6 @@ class TestRoutedLibraryRecords:
 class TestDocs:
     def test_the_docs_table_names_every_event(self):
         """docs/sidecar.md's diagnostics table lists each event of the contract."""
-        docs = (SIDECAR_ROOM.parent / "docs" / "sidecar.md").read_text()
+        docs = (ROOT / "docs" / "sidecar.md").read_text()
         section = docs.split("## Diagnostics", 1)[1].split("\n## ", 1)[0]
         assert {e for e in contract.SIDECAR_EVENTS if f"`{e}`" not in section} == set()
