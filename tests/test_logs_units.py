@@ -143,6 +143,48 @@ class TestLines:
         assert splitter.feed(b"c\n\nd") == [b"bc", b""]
         assert splitter.tail == b"d"
 
+    def test_splitter_is_linear_in_a_long_line_without_newline(self):
+        """A line without a newline fed in many chunks costs work in proportion to its length, not to its
+        square: the bytes the splitter touches through each chunk (concatenated, scanned, split) are
+        counted; twice the chunks may cost about twice the bytes, never about four times (the old
+        `tail + chunk` copied the whole rest each time: 32/64/96 MB took 7.9/27.9/63 s)."""
+
+        def touched(chunks: int) -> int:
+            counter = [0]
+
+            class Chunk(bytes):  # counts the bytes of every operation done with a chunk
+                def __radd__(self, other: bytes) -> bytes:
+                    counter[0] += len(other) + len(self)
+                    return Chunk(bytes(other) + bytes(self))
+
+                def __add__(self, other: bytes) -> bytes:
+                    counter[0] += len(self) + len(other)
+                    return Chunk(bytes(self) + bytes(other))
+
+                def __contains__(self, item: object) -> bool:
+                    counter[0] += len(self)
+                    return bytes.__contains__(self, item)  # type: ignore[operator]
+
+                def split(self, *args: object, **kwargs: object) -> list[bytes]:  # type: ignore[override]
+                    counter[0] += len(self)
+                    return bytes.split(self, *args, **kwargs)  # type: ignore[arg-type]
+
+                def find(self, *args: object, **kwargs: object) -> int:  # type: ignore[override]
+                    counter[0] += len(self)
+                    return bytes.find(self, *args, **kwargs)  # type: ignore[arg-type]
+
+            splitter = LineSplitter()
+            piece = b"x" * 4096
+            for _ in range(chunks):
+                assert splitter.feed(Chunk(piece)) == []
+            assert splitter.feed(Chunk(b"end\nnext")) == [piece * chunks + b"end"]
+            assert splitter.tail == b"next"
+            return counter[0]
+
+        small, large = touched(500), touched(1000)
+        assert small >= 500 * 4096  # every byte is looked at
+        assert large / small < 2.5, (small, large)
+
 
 class TestSanitize:
     @pytest.mark.parametrize(

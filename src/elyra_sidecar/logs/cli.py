@@ -11,7 +11,6 @@ unreachable, ...), 2 usage, 130 Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import os
 import queue
 import sys
 import threading
@@ -20,15 +19,17 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from elyra_sidecar import contract
-from elyra_sidecar.logs._output import LineSplitter, LogDecoder, Printer, sanitize
+from elyra_sidecar.logs._endpoint import KFP_CONFIGMAP, KFP_NAMESPACE
+from elyra_sidecar.logs._output import LineSplitter, LogDecoder, Printer, error_line, sanitize
+from elyra_sidecar.logs._s3access import CredentialLookup, EndpointChooser
 from elyra_sidecar.logs._sources import Kube, LogsError, PodGone, PodNotReady, S3Reader, WatchExpired, connect
 from elyra_sidecar.logs._workflow import (
     DONE_PHASES,
     NEVER_RAN,
     ElyraTemplate,
-    SecretRef,
+    ShapeError,
     Step,
+    check_workflow,
     container_state,
     elyra_templates,
     is_label_value,
@@ -87,7 +88,26 @@ def parser() -> argparse.ArgumentParser:
         "accesskey/secretkey) for the S3 copies (default: the environment, then the step's own settings)",
     )
     p.add_argument(
-        "--s3-endpoint", metavar="URL", help="reach S3 here instead of the endpoint the steps used"
+        "--s3-endpoint",
+        metavar="URL",
+        help="read the S3 copies here (default: KFP's object store, from the ConfigMap "
+        f"{KFP_CONFIGMAP} in --kfp-namespace, if the steps name the same host and port)",
+    )
+    p.add_argument(
+        "--kfp-namespace",
+        default=KFP_NAMESPACE,
+        metavar="NS",
+        help=f"namespace of KFP's {KFP_CONFIGMAP} (default {KFP_NAMESPACE})",
+    )
+    p.add_argument(
+        "--trust-workflow-endpoint",
+        action="store_true",
+        help="send S3 credentials to the endpoint the Workflow names even when it is not KFP's own",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow sending credentials read from a cluster Secret over plain http",
     )
     p.add_argument("--s3-ca-bundle", metavar="FILE", help="PEM CAs to trust for an https S3 endpoint")
     p.add_argument(
@@ -133,6 +153,8 @@ class Session:
     def find_workflow(self, run: str) -> dict[str, Any]:
         if is_label_value(run):
             found = self.kube.workflows_by_run_id(run)
+            for candidate in found:
+                _check_shape(candidate, run)
             if found:
                 # A run has one Workflow; should there be several, the newest is the run's current one.
                 newest: dict[str, Any] = max(
@@ -140,6 +162,8 @@ class Session:
                 )
                 return newest
         workflow = self.kube.workflow(run)
+        if workflow is not None:
+            _check_shape(workflow, run)
         if workflow is None:
             raise LogsError(
                 f"no such run in namespace {self.kube.namespace!r}: no Workflow labelled "
@@ -298,23 +322,30 @@ class Session:
             self.printer.note(f"[{label}] no log: {reason}, and its sidecar mirrors to no S3 object")
             return
         location = template.location
-        endpoint = self.s3.endpoint(location.endpoint)
         for key in location.keys:
             where = f"s3://{sanitize(location.bucket)}/{sanitize(key, limit=300)}"
-            found = self.s3.read(location.endpoint, location.bucket, key, template=template)
-            if found is None:
+            found = self.s3.open(location.endpoint, location.bucket, key, template=template)
+            if found.chunks is None:
                 self.printer.note(
-                    f"[{label}] no log: {reason}, and {where} at {sanitize(endpoint)} does not exist"
+                    f"[{label}] no log: {reason}, and {where} at {found.endpoint} does not exist"
                 )
                 continue
             rest = f" after the {skip} lines shown" if skip else ""
             stamps = " (it has no timestamps)" if self.args.timestamps else ""
-            self.printer.note(f"[{label}] {reason}: lines{rest} from {where} at {sanitize(endpoint)}{stamps}")
+            self.printer.note(f"[{label}] {reason}: lines{rest} from {where} at {found.endpoint}{stamps}")
             self._warn_other_run(label, step, found.last_modified)
-            lines = found.data.split(b"\n")
-            if lines and lines[-1] == b"":
-                lines.pop()
-            self.printer.lines(label, lines[skip:])
+            # As it arrives, line by line: memory stays a chunk and the longest line, whatever the object.
+            splitter = LineSplitter()
+            left = skip
+            for chunk in found.chunks:
+                lines = splitter.feed(chunk)
+                if left:
+                    dropped = min(left, len(lines))
+                    lines, left = lines[dropped:], left - dropped
+                self.printer.lines(label, lines)
+            tail = splitter.tail
+            if tail and not left:
+                self.printer.lines(label, [tail])
 
     def _warn_other_run(self, label: str, step: Step, written: Any) -> None:
         # Elyra fixes --cos-directory when the pipeline is compiled: every run of it writes the same keys.
@@ -404,8 +435,9 @@ class Session:
                 last_read = time.monotonic()
                 if workflow is None:
                     self.printer.note(f"Workflow {sanitize(self.name)} was deleted; stopped following")
-                    self.workflow.setdefault("status", {})["phase"] = "Error"
+                    self.workflow["status"] = {**(self.workflow.get("status") or {}), "phase": "Error"}
                 else:
+                    _check_shape(workflow, self.name)
                     self.workflow = workflow
             self.reconcile(final=False)
 
@@ -470,46 +502,14 @@ class Session:
             self.events.put(("fatal", exc))
 
 
-class _Credentials:
-    """S3 credentials, looked up once on first use: --s3-secret, else the environment, else the step's own
-    settings (plain values in the Workflow, or the Secret its env refers to)."""
-
-    def __init__(self, kube: Kube, secret: str | None) -> None:
-        self._kube = kube
-        self._secret = secret
-        self._secrets: dict[str, dict[str, str]] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, template: ElyraTemplate | None) -> Mapping[str, str]:
-        with self._lock:
-            return self._lookup(template)
-
-    def _read_secret(self, name: str) -> dict[str, str]:
-        if name not in self._secrets:
-            self._secrets[name] = self._kube.secret(name)
-        return self._secrets[name]
-
-    def _lookup(self, template: ElyraTemplate | None) -> dict[str, str]:
-        names = contract.CREDENTIAL_ENV
-        if self._secret:
-            data = self._read_secret(self._secret)
-            aliases = {"AWS_ACCESS_KEY_ID": "accesskey", "AWS_SECRET_ACCESS_KEY": "secretkey"}
-            found = {n: data.get(n) or data.get(aliases.get(n, ""), "") for n in names}
-            if not found["AWS_ACCESS_KEY_ID"] or not found["AWS_SECRET_ACCESS_KEY"]:
-                raise LogsError(
-                    f"Secret {sanitize(self._secret)!r} has neither AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-                    "nor accesskey/secretkey"
-                )
-            return {k: v for k, v in found.items() if v}
-        if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
-            return {n: os.environ[n] for n in names if os.environ.get(n)}
-        found = {}
-        for name, value in (template.credentials if template else {}).items():
-            if isinstance(value, SecretRef):
-                found[name] = self._read_secret(value.name).get(value.key, "")
-            else:
-                found[name] = value
-        return {k: v for k, v in found.items() if v}
+def _check_shape(workflow: Any, fallback: str) -> None:
+    """One `Error:` line naming the Workflow and the field, for a Workflow whose fields have wrong types."""
+    try:
+        check_workflow(workflow)
+    except ShapeError as exc:
+        name = (workflow.get("metadata") or {}).get("name") if isinstance(workflow, Mapping) else None
+        shown = sanitize(str(name if isinstance(name, str) and name else fallback))
+        raise LogsError(f"Workflow {shown} is malformed: {exc}") from None
 
 
 def _gone(printed: int) -> str:
@@ -547,16 +547,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.s3_ca_bundle:
             _check_ca_bundle(args.s3_ca_bundle)
         kube = connect(kubeconfig=args.kubeconfig, context=args.context, namespace=args.namespace)
+        chooser = EndpointChooser(
+            kube,
+            override=args.s3_endpoint,
+            kfp_namespace=args.kfp_namespace,
+            trust_workflow=args.trust_workflow_endpoint,
+        )
+        chooser.override()  # a bad --s3-endpoint is named at once
         s3 = S3Reader(
-            credentials=_Credentials(kube, args.s3_secret),
-            endpoint_override=args.s3_endpoint,
+            credentials=CredentialLookup(kube, args.s3_secret),
+            choose=chooser.choose,
+            insecure=args.insecure,
             ca_bundle=args.s3_ca_bundle,
+            note=printer.note,
         )
         session = Session(kube, s3, printer, args)
         return session.run()
     except LogsError as exc:
         printer.closed = True  # worker threads stop printing; ours is the last line
-        sys.stderr.write(f"Error: {exc}\n")
+        sys.stderr.write(error_line(str(exc)))
         return 1
     except KeyboardInterrupt:
         printer.closed = True
