@@ -314,14 +314,18 @@ class TestParsedSizeBound:
     def test_a_review_over_the_memory_limit_is_not_parsed(self):
         """Over webhook.max_review_memory_bytes: allowed, no patch, a warning, `too_large`; the uid,
         namespace and name come from the body's head."""
-        body = json.dumps(review({"metadata": {"name": "w"}, "spec": {"x": [{}] * 100_000}}, uid="u-1"))
-        config = replace(OPTED_IN, webhook=replace(OPTED_IN.webhook, max_review_memory_bytes=1 << 20))
+        workflow = {
+            "metadata": {"annotations": {"a": "b"}, "generateName": "w-"},
+            "spec": {"x": [{"name": "t"}] * 9},
+        }
+        body = json.dumps(review(workflow, uid="u-1"))
+        config = replace(OPTED_IN, webhook=replace(OPTED_IN.webhook, max_review_memory_bytes=1024))
         outcome = admit_body(body.encode(), config)
         assert (outcome.result, outcome.uid, outcome.namespace, outcome.name) == (
             "too_large",
             "u-1",
             "team-a",
-            "w",
+            "w-",
         )
         assert outcome.review is not None and "patch" not in outcome.review["response"]
         assert "too large to read" in outcome.review["response"]["warnings"][0]

@@ -329,14 +329,16 @@ def admit_body(body: bytes, config: Config) -> Outcome:
 #: userInfo, and only then the object.
 _SCAN_BYTES = 64 << 10
 _FIRST_STRING = {
-    key: re.compile(rb'"' + key.encode() + rb'"\s*:\s*("(?:[^"\\]|\\.){0,256}")')
-    for key in ("uid", "namespace", "name")
+    key: re.compile(rb'"(?:' + key.encode() + rb')"\s*:\s*("(?:[^"\\]|\\.){0,256}")')
+    for key in ("uid", "namespace", "name|generateName")
 }
+_METADATA = re.compile(rb'"metadata"\s*:\s*\{')
 
 
-def _first_string(body: bytes, key: str) -> str:
-    """The first string member `key` in the first `_SCAN_BYTES` of `body` (a bounded scan), or ""."""
-    found = _FIRST_STRING[key].search(body, 0, _SCAN_BYTES)
+def _first_string(body: bytes, key: str, start: int = 0) -> str:
+    """The first string member `key` (a regex alternation of names) in `body[start:_SCAN_BYTES]` (a
+    bounded scan), or ""."""
+    found = _FIRST_STRING[key].search(body, start, _SCAN_BYTES)
     if found is None:
         return ""
     try:
@@ -345,15 +347,23 @@ def _first_string(body: bytes, key: str) -> str:
         return ""
 
 
+def _head_identity(body: bytes) -> tuple[str, str, str]:
+    """`_identity()` as far as the body's head tells, without parsing it: the first uid (request.uid) and
+    namespace (request.namespace), and the first name or generateName in the first `metadata` (the
+    object's)."""
+    metadata = _METADATA.search(body, 0, _SCAN_BYTES)
+    name = _first_string(body, "name|generateName", metadata.end()) if metadata is not None else ""
+    return _first_string(body, "uid"), _first_string(body, "namespace"), name
+
+
 def not_injected(body: bytes, *, result: Result, reason: str) -> Outcome:
     """Allowed unchanged, `reason` as the warning: for a review the server could not have decided in time
     (its time budget ran out), at all (its worker process ended) or within memory (`too_large`). Built from
     a bounded scan of the body's head, never by parsing it: the server process answers this way while its
     event loop must stay free. No uid there: answered 400 (the API server applies failurePolicy)."""
-    uid = _first_string(body, "uid")
+    uid, namespace, name = _head_identity(body)
     if not uid:
         return Outcome(None, result, reason)
-    namespace, name = _first_string(body, "namespace"), _first_string(body, "name")
     return Outcome(
         _response(uid, warnings=[f"not injected: {reason}"]),
         result,
