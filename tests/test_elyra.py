@@ -284,6 +284,7 @@ _HOSTILE_NODES: dict[str, Callable[[int], Callable[[], object]]] = {
     "many child shells without the call": lambda n: _node_reading(
         "sh -c 'echo bootstrapper.py $x' && " * n + _CALL
     ),
+    "many cd, each one deeper": lambda n: _node_reading("cd a && " * (4 * n) + _CALL),
     "many cd and curl": lambda n: _node_reading(
         "cd a && curl -O http://h/v4.0.0/bootstrapper.py && " * n + _CALL
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import posixpath
 from collections.abc import Callable
 
 import pytest
@@ -94,6 +95,14 @@ class TestChangeDirectory:
     def test_cd_resolves_like_the_shell(self, cwd, target, expected):
         """Relative targets join the current directory; absolute ones replace it."""
         assert change_directory(cwd, target) == expected
+
+    @given(
+        st.sampled_from([".", "/", "//", "..", "x/y", "/x", "//x", "../x"]),
+        st.lists(st.sampled_from(["a", "..", ".", "", "...", "b.c"]), min_size=1, max_size=8).map("/".join),
+    )
+    def test_cd_is_posixpath_normpath_of_the_joined_path(self, cwd, target):
+        """A chain of components gives the paths `posixpath.normpath(join(cwd, target))` gives."""
+        assert change_directory(cwd, target) == posixpath.normpath(posixpath.join(cwd, target))
 
 
 class TestOuterShell:

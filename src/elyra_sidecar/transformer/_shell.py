@@ -12,13 +12,12 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
-import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-__all__ = ["Command", "ShellSyntaxError", "Word", "parse_script"]
+__all__ = ["START", "Command", "Directory", "ShellSyntaxError", "Word", "parse_script"]
 
 _DOUBLE_QUOTE_ESCAPES = frozenset('$`"\\\n')
 _NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
@@ -477,6 +476,48 @@ def _parse(text: str, spans: _Spans) -> list[Command]:
     return commands
 
 
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """A working directory as `cd` leaves it: a chain of components from its `root` ("" for `.`, relative
+    to an unknown base; "/", or "//", which POSIX leaves to the system). Immutable, so a child shell shares
+    its parent's; each `cd` costs its target's length, not the path's (joining and normalizing the whole
+    path at every `cd` was quadratic in their number). Paths come out as `posixpath.normpath` writes them."""
+
+    parent: Directory | None = None  # None: the root
+    name: str = ""
+    root: str = ""
+
+    def cd(self, target: str) -> Directory:
+        """The directory after `cd target` (`..` of `/` is `/`, `..` of `.` is `..`)."""
+        here = self
+        if target.startswith("/"):
+            here = _ROOTS[target.startswith("//") and not target.startswith("///")]
+        for part in target.split("/"):
+            if part in ("", "."):
+                continue
+            if part != "..":
+                here = Directory(here, part, here.root)
+            elif here.parent is not None and here.name != "..":
+                here = here.parent
+            elif not here.root:
+                here = Directory(here, "..", "")
+        return here
+
+    @property
+    def path(self) -> str:
+        parts: list[str] = []
+        here: Directory | None = self
+        while here is not None and here.parent is not None:
+            parts.append(here.name)
+            here = here.parent
+        return self.root + "/".join(reversed(parts)) or "."
+
+
+_ROOTS = (Directory(root="/"), Directory(root="//"))
+#: The directory a script starts in.
+START = Directory()
+
+
 def change_directory(cwd: str, target: str) -> str:
     """The directory after `cd target` from `cwd` (POSIX paths; `cwd` may be relative to an unknown base)."""
-    return posixpath.normpath(posixpath.join(cwd, target))
+    return START.cd(cwd).cd(target).path
