@@ -21,17 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from elyra_sidecar import contract
-from elyra_sidecar.transformer import Config, config_from_mapping
-from elyra_sidecar.webhook._admission import admit, admit_pod
-from elyra_sidecar.webhook._pod import (
+from elyra_sidecar.transformer import (
     KILL_CMD_ANNOTATION_PREFIX,
     MAIN_EXIT_FILE,
-    POD_MODE_NOTE,
-    PodModeConfig,
+    Config,
+    config_from_mapping,
     kill_command,
-    mutate_pod,
-    read_step,
 )
+from elyra_sidecar.webhook._admission import admit, admit_pod
+from elyra_sidecar.webhook._pod import POD_MODE_NOTE, mutate_pod, read_step
 from tests.helpers import patched
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "kfp-v2"
@@ -498,9 +496,9 @@ class TestRestrictedPodSecurity:
 class TestKillCommand:
     def test_derived_from_the_sidecar_command(self):
         """`<command> tail` gives `<command> stop --signal %d`, for any prefix of the tail command."""
-        assert kill_command(Config(), PodModeConfig()) == ["elyra-sidecar", "stop", "--signal", "%d"]
+        assert kill_command(Config()) == ["elyra-sidecar", "stop", "--signal", "%d"]
         config = config_from_mapping({"sidecar": {"command": ["python3", "-m", "elyra_sidecar", "tail"]}})
-        assert kill_command(config, PodModeConfig()) == [
+        assert kill_command(config) == [
             "python3",
             "-m",
             "elyra_sidecar",
@@ -517,13 +515,6 @@ class TestKillCommand:
         result = jsonpatch.apply_patch(pod, outcome.patch)
         assert KILL_CMD_ANNOTATION_PREFIX + "elyra-log" not in result["metadata"]["annotations"]
         assert any("argoexec kill" in w for w in outcome.warnings)
-
-    def test_explicit_kill_command(self):
-        """PodModeConfig.kill_command is used as given."""
-        pod = load("pod-2.17-elyra-step")
-        outcome = mutate_pod(pod, Config(), pod_config=PodModeConfig(kill_command=("/bin/kill", "-%d", "1")))
-        annotations = jsonpatch.apply_patch(pod, outcome.patch)["metadata"]["annotations"]
-        assert json.loads(annotations[KILL_CMD_ANNOTATION_PREFIX + "elyra-log"]) == ["/bin/kill", "-%d", "1"]
 
     def test_sidecar_name_follows_the_config(self):
         """The kill-cmd annotation is keyed by the configured container name."""
