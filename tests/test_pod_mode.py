@@ -27,6 +27,7 @@ from elyra_sidecar.transformer import (
     Config,
     config_from_mapping,
     kill_command,
+    transform,
 )
 from elyra_sidecar.webhook._admission import admit, admit_pod
 from elyra_sidecar.webhook._pod import POD_MODE_NOTE, mutate_pod, read_step
@@ -434,6 +435,64 @@ class TestAdmitPod:
         assert all(w.startswith("elyra-sidecar: ") and len(w) <= 120 for w in warnings)
 
 
+CALL_LINE = 'sh -c "python3 -m pip install'
+
+
+def _with_last_line(pod, change):
+    """`pod` with the line of main's script that runs the bootstrapper (its last) rewritten by `change`."""
+    main = container(pod, "main")
+    script = main["args"][2]
+    start = script.index(CALL_LINE)
+    main["args"][2] = script[:start] + change(script[start:])
+    return pod
+
+
+# Each shape mentions the bootstrapper call, and the shell never runs it.
+NEVER_RUNS = {
+    "false && CALL": lambda line: "false && " + line,
+    "true || CALL": lambda line: "true || " + line,
+    "exit 0; CALL": lambda line: "exit 0; " + line,
+    "exit, then CALL": lambda line: "exit 3\n" + line,
+    "set -n, then CALL": lambda line: "set -n\n" + line,
+    "bash -n -c CALL": lambda line: "bash -n -c " + line.removeprefix("sh -c "),
+    "sh -xn -c CALL": lambda line: "sh -xn -c " + line.removeprefix("sh -c "),
+    "false && CALL, inside": lambda line: line.replace(
+        "python3 bootstrapper.py", "false && python3 bootstrapper.py"
+    ),
+    "exit; CALL, inside": lambda line: line.replace('sh -c "', 'sh -c "exit; ', 1),
+}
+# ... and each of these runs it (or may: a status the text does not tell).
+RUNS = {
+    "true && CALL": lambda line: "true && " + line,
+    "false || CALL": lambda line: "false || " + line,
+    "false; CALL": lambda line: "false; " + line,
+    "exit | cat; CALL": lambda line: "exit | cat; " + line,
+    "test -d x || exit 1; CALL": lambda line: "test -d x || exit 1; " + line,
+    "mkdir x && CALL": lambda line: "mkdir x && " + line,
+    "pip && exit; CALL, inside": lambda line: line.replace(
+        "python3 bootstrapper.py", "exit; python3 bootstrapper.py"
+    ),
+    "bash -x -c CALL": lambda line: "bash -x -c " + line.removeprefix("sh -c "),
+}
+
+
+class TestOnlyWhenTheCallRuns:
+    @pytest.mark.parametrize("shape", list(NEVER_RUNS))
+    def test_a_call_that_never_runs_is_not_instrumented(self, shape):
+        """The bootstrapper call is there but the shell never runs it: no patch, a warning that says so."""
+        pod = _with_last_line(load("pod-2.17-elyra-step"), NEVER_RUNS[shape])
+        outcome = mutate_pod(pod, Config())
+        assert outcome.result == "unchanged" and not outcome.patch, outcome.reason
+        assert "call never runs" in outcome.reason
+        assert any(w.startswith("not injected: spec.containers[1].args:") for w in outcome.warnings)
+
+    @pytest.mark.parametrize("shape", list(RUNS))
+    def test_a_call_that_runs_is_instrumented(self, shape):
+        """The same shapes with a call that runs (or may): instrumented as before."""
+        pod = _with_last_line(load("pod-2.17-elyra-step"), RUNS[shape])
+        assert mutate_pod(pod, Config()).result == "patched"
+
+
 class TestReadStep:
     @pytest.mark.parametrize(
         ("prefix", "found"),
@@ -590,3 +649,73 @@ class TestProperties:
         for key in ("image", "command", "args"):
             assert container(result, "main")[key] == main[key]
         assert mutate_pod(result, config, namespace_opted_in=namespace_opted_in).patch == []
+
+
+def _as_workflow(pod):
+    """A Workflow whose one template runs the Pod's Elyra node: main's user command (after the launcher's
+    `--`), env and volume mounts, as Elyra would have compiled it for KFP v1."""
+    main = container(pod, "main")
+    user = main["command"][main["command"].index("--", main["command"].index("/kfp-launcher/launch")) + 1 :]
+    argv = user + main["args"]
+    template = {
+        "name": "run-a-file",
+        "container": {
+            "image": main["image"],
+            "command": argv[:2],
+            "args": argv[2:],
+            "env": copy.deepcopy(main["env"]),
+            "volumeMounts": copy.deepcopy(main.get("volumeMounts", [])),
+        },
+    }
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"templates": [template]}}
+
+
+_SAME_CONFIGS = {
+    "default": {},
+    "live on": {"live": {"mode": "on"}},
+    "live off": {"live": {"mode": "off"}},
+    "no main log": {"live": {"main_log": False}},
+    "no mirror": {"sidecar": {"mirror": False}},
+    "unbuffered off": {"unbuffered": False},
+    "own paths": {"work_dir": {"mount_path": "/w", "size_limit": "1Gi"}, "sidecar": {"name": "script-log"}},
+}
+
+
+class TestSameAsWorkflowMode:
+    @pytest.mark.parametrize("settings", list(_SAME_CONFIGS))
+    @pytest.mark.parametrize(
+        "name", ["pod-2.17-elyra-step", "pod-2.14-elyra-r-step", "pod-2.5-elyra-step-cos-secret"]
+    )
+    def test_same_sidecar_env_and_live_hook(self, name, settings):
+        """One Elyra node, one config: the Pod mode adds what `transform` adds to its Workflow template (the
+        same main env, work dir, live-hook init container and sidecar), plus only what a Pod needs: the
+        sidecar's `--main-exit-file` and its read-only mount of Argo's executor volume."""
+        config = config_from_mapping(_SAME_CONFIGS[settings])
+        pod = load(name)
+        outcome = mutate_pod(pod, config, namespace_opted_in=True)
+        assert outcome.result == "patched", outcome.reason
+        after = jsonpatch.apply_patch(pod, outcome.patch)
+        [node] = transform(_as_workflow(pod), config).workflow["spec"]["templates"]
+        main, v1_main = container(after, "main"), node["container"]
+        for key in ("env", "workingDir", "volumeMounts"):
+            assert main.get(key) == v1_main.get(key), key
+        assert {v["name"]: v for v in after["spec"]["volumes"]}[config.work_dir.volume_name] == node[
+            "volumes"
+        ][0]
+        ours = [c for c in after["spec"]["initContainers"] if c["name"] == config.live.init_container_name]
+        assert ours == node.get("initContainers", [])
+        side = container(after, config.sidecar.name)
+        [v1_side] = node["sidecars"]
+        assert side["args"][-1] == f"{contract.ARG_MAIN_EXIT_FILE}={MAIN_EXIT_FILE}"
+        assert side["volumeMounts"][-1] == {
+            "name": "var-run-argo",
+            "mountPath": "/var/run/argo",
+            "readOnly": True,
+        }
+        pod_only = {"args": side["args"][:-1], "volumeMounts": side["volumeMounts"][:-1]}
+        assert {**side, **pod_only} == v1_side
+        annotations = after["metadata"]["annotations"]
+        assert (
+            annotations[contract.ANNOTATION_TRANSFORMED]
+            == node["metadata"]["annotations"][contract.ANNOTATION_TRANSFORMED]
+        )
