@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import posixpath
 from dataclasses import replace
 from pathlib import Path
 
@@ -690,8 +691,24 @@ class TestSameAsWorkflowMode:
         """One Elyra node, one config: the Pod mode adds what `transform` adds to its Workflow template (the
         same main env, work dir, live-hook init container and sidecar), plus only what a Pod needs: the
         sidecar's `--main-exit-file` and its read-only mount of Argo's executor volume."""
+        self._same(load(name), config_from_mapping(_SAME_CONFIGS[settings]))
+
+    @pytest.mark.parametrize("settings", ["default", "live on", "own paths"])
+    def test_same_live_directory_when_the_bootstrapper_runs_below_the_volume(self, settings):
+        """A script that `cd`s into a subdirectory in the bootstrapper's own shell (the Elyra <= 3.13 shape):
+        the live directory is at the work volume's root in both modes (the Workflow mode's rule)."""
+        pod = _with_last_line(
+            load("pod-2.17-elyra-step"),
+            lambda line: line.replace(
+                'sh -c "', 'sh -c "mkdir -p jupyter-work-dir && cd jupyter-work-dir && ', 1
+            ),
+        )
         config = config_from_mapping(_SAME_CONFIGS[settings])
-        pod = load(name)
+        after = self._same(pod, config)
+        side = options(container(after, config.sidecar.name)["args"])
+        assert side[contract.ARG_DIR] == posixpath.join(config.work_dir.mount_path, config.live.dir_name)
+
+    def _same(self, pod, config):
         outcome = mutate_pod(pod, config, namespace_opted_in=True)
         assert outcome.result == "patched", outcome.reason
         after = jsonpatch.apply_patch(pod, outcome.patch)
@@ -719,3 +736,4 @@ class TestSameAsWorkflowMode:
             annotations[contract.ANNOTATION_TRANSFORMED]
             == node["metadata"]["annotations"][contract.ANNOTATION_TRANSFORMED]
         )
+        return after
