@@ -26,7 +26,9 @@ from elyra_sidecar.transformer import (
     KILL_CMD_ANNOTATION_PREFIX,
     MAIN_EXIT_FILE,
     Config,
+    PodError,
     config_from_mapping,
+    instrument_pod,
     kill_command,
     transform,
 )
@@ -737,3 +739,50 @@ class TestSameAsWorkflowMode:
             == node["metadata"]["annotations"][contract.ANNOTATION_TRANSFORMED]
         )
         return after
+
+
+class TestInstrumentPod:
+    """The transformer's public Pod-mode function, called as a library (no AdmissionReview around it)."""
+
+    def node(self):
+        node, _ = read_step(container(load("pod-2.17-elyra-step"), "main"), "main")
+        return node
+
+    def test_input_never_mutated_and_typed_changes(self):
+        pod = load("pod-2.17-elyra-step")
+        before = copy.deepcopy(pod)
+        result = instrument_pod(pod, self.node())
+        assert pod == before and result.changed
+        assert [c.kind for c in result.added] == [
+            "work_dir",
+            "unbuffered",
+            "live_output",
+            "main_log",
+            "sidecar",
+            "annotation",
+            "annotation",
+        ]
+        assert result.pod["spec"]["containers"][-1]["name"] == "elyra-log"
+
+    def test_null_metadata_fields_read_as_absent(self):
+        pod = load("pod-2.17-elyra-step")
+        pod["metadata"]["annotations"] = None
+        result = instrument_pod(pod, self.node())
+        assert result.pod["metadata"]["annotations"][contract.ANNOTATION_TRANSFORMED]
+        pod["metadata"] = None
+        assert instrument_pod(pod, self.node()).changed
+
+    @pytest.mark.parametrize(
+        ("change", "place"),
+        [
+            (lambda p: p["spec"].pop("containers"), "spec.containers"),
+            (lambda p: container(p, "main").update(env="x"), r"spec.containers\[1\].env"),
+            (lambda p: p["spec"].update(volumes=[None]), "spec.volumes"),
+            (lambda p: p.update(spec=[]), "not a Pod"),
+        ],
+    )
+    def test_a_wrong_shape_is_one_error_naming_the_place(self, change, place):
+        pod = load("pod-2.17-elyra-step")
+        change(pod)
+        with pytest.raises(PodError, match=place):
+            instrument_pod(pod, self.node())

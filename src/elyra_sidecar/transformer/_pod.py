@@ -198,7 +198,9 @@ def instrument_pod(pod: Any, node: ElyraNode, config: Config | None = None) -> P
     new: dict[str, Any] = copy_tree(unchanged)
     spec = new["spec"]
     main = spec["containers"][index]
-    metadata = new.setdefault("metadata", {})
+    metadata = new["metadata"] = new.get("metadata") or {}
+    if metadata.get("annotations") is None:  # `annotations: null` reads as absent, as the API server reads it
+        metadata.pop("annotations", None)
     # The template view: the steps write into main, the Pod's own lists and metadata (shared, not copied).
     view: dict[str, Any] = {"name": MAIN, "container": main, "metadata": metadata, "sidecars": []}
     absent = [key for key in ("volumes", "initContainers") if key not in spec]
