@@ -258,8 +258,8 @@ def transform(workflow: Any, config: Config | None = None) -> TransformResult:
     except (WorkflowError, NodeParseError):
         raise
     except _CRASHES as exc:
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        where = f"{PurePath(frame.filename).name}:{frame.lineno}"
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f"{PurePath(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "an unknown place"
         raise WorkflowError(
             f"the rewrite failed on a Workflow shape it does not handle ({type(exc).__name__} at {where}); "
             "nothing was changed. Please report it with the input."
