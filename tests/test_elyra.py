@@ -237,3 +237,36 @@ class TestReadElyraNode:
         node = read_elyra_node(template, index)
         assert node is not None and len(node.outputs) == 3000
         assert _scan_script.cache_info().currsize == 0
+
+
+_CALL = "python3 bootstrapper.py --cos-endpoint http://s3 --cos-bucket b --cos-directory d --file a.py"
+
+
+class TestOnlyACallThatRuns:
+    @pytest.mark.parametrize(
+        "script",
+        [
+            f"false && {_CALL}",
+            f"exit 0; {_CALL}",
+            f"bash -n -c '{_CALL}'",
+            f"true || {_CALL}",
+            f"set -n\n{_CALL}",
+        ],
+    )
+    def test_a_call_the_shell_never_runs_is_no_node(self, script):
+        """Mentioned but never run (an and-or list that skips it, `exit` before it, a shell that only reads
+        it): an error saying so, in the Workflow mode as in the Pod mode (one reader)."""
+        template = {"name": "t", "container": {"command": ["sh", "-c"], "args": [script]}}
+        with pytest.raises(
+            NodeParseError, match=r"^spec\.templates\[0\]\.container\.args: .* call never runs"
+        ):
+            read_elyra_node(template, 0)
+
+    @pytest.mark.parametrize(
+        "script",
+        [f"true && {_CALL}", f"false || {_CALL}", f"mkdir -p w && cd w && {_CALL}", f"a || exit 1; {_CALL}"],
+    )
+    def test_a_call_that_runs_or_may_is_read(self, script):
+        template = {"name": "t", "container": {"command": ["sh", "-c"], "args": [script]}}
+        node = read_elyra_node(template, 0)
+        assert node is not None and node.file == "a.py"
