@@ -18,11 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypedDict
 
-from elyra_sidecar.transformer._config import Config
-from elyra_sidecar.transformer._shape import check_shape, restore_untouched
-from elyra_sidecar.transformer._transform import transform
+from elyra_sidecar.transformer import Config, transform
 from elyra_sidecar.webhook._patch import make_patch
-from elyra_sidecar.webhook._pod import PodModeConfig, mutate_pod
+from elyra_sidecar.webhook._pod import mutate_pod
 
 __all__ = [
     "AdmissionRequest",
@@ -150,17 +148,15 @@ def admit(review: object, config: Config) -> Outcome:
     return _guarded(review, config, pods_only=False)
 
 
-def admit_pod(review: object, config: Config, *, pod_config: PodModeConfig | None = None) -> Outcome:
+def admit_pod(review: object, config: Config) -> Outcome:
     """`admit()` for Pod reviews only: anything but a Pod CREATE is allowed untouched ("skipped")."""
-    return _guarded(review, config, pods_only=True, pod_config=pod_config)
+    return _guarded(review, config, pods_only=True)
 
 
-def _guarded(
-    review: object, config: Config, *, pods_only: bool, pod_config: PodModeConfig | None = None
-) -> Outcome:
+def _guarded(review: object, config: Config, *, pods_only: bool) -> Outcome:
     uid, namespace, name = _identity(review)
     try:
-        outcome = _admit(review, config, uid, namespace, pods_only=pods_only, pod_config=pod_config)
+        outcome = _admit(review, config, uid, namespace, pods_only=pods_only)
     except (Exception, SystemExit) as exc:  # never block a run (a library's exit() included): say why
         reason = _short(f"{type(exc).__name__}: {exc}")
         outcome = Outcome(_response(uid, warnings=[f"not injected: {reason}"]), "error", reason)
@@ -174,7 +170,6 @@ def _admit(
     namespace: str,
     *,
     pods_only: bool = False,
-    pod_config: PodModeConfig | None = None,
 ) -> Outcome:
     request = review.get("request") if isinstance(review, Mapping) else None
     if (
@@ -193,7 +188,7 @@ def _admit(
     kind = request["kind"]
     operation = request.get("operation")
     if operation == "CREATE" and kind.get("group") == "" and kind.get("kind") == "Pod":
-        return _admit_pod(request, config, uid, namespace, pod_config)
+        return _admit_pod(request, config, uid, namespace)
     if (
         pods_only
         or operation != "CREATE"
@@ -212,11 +207,8 @@ def _admit(
     effective = replace(
         config, strict=False, selection=replace(config.selection, only_annotated=not all_in_namespace)
     )
-    checked = check_shape(workflow)  # an empty `env:` (null) reads as absent; a wrong type raises (guarded)
-    result = transform(checked, effective)
-    patch = (
-        make_patch(workflow, restore_untouched(result.workflow, checked, workflow)) if result.changed else []
-    )
+    result = transform(workflow, effective)  # shape-checked: a wrong type raises WorkflowError (guarded)
+    patch = make_patch(workflow, result.workflow) if result.changed else []
     warnings = [f"{n.template}: {w}" for n in result.nodes for w in n.warnings]
     transformed = sum(n.status == "transformed" for n in result.nodes)
     if not patch:
@@ -229,18 +221,11 @@ def _admit(
     )
 
 
-def _admit_pod(
-    request: Mapping[str, Any], config: Config, uid: str, namespace: str, pod_config: PodModeConfig | None
-) -> Outcome:
+def _admit_pod(request: Mapping[str, Any], config: Config, uid: str, namespace: str) -> Outcome:
     pod = request.get("object")
     if not isinstance(pod, Mapping):
         return Outcome(_response(uid, warnings=["request.object is not a Pod"]), "error", "no object")
-    outcome = mutate_pod(
-        pod,
-        config,
-        namespace_opted_in=namespace in config.webhook.inject_all_in_namespaces,
-        pod_config=pod_config,
-    )
+    outcome = mutate_pod(pod, config, namespace_opted_in=namespace in config.webhook.inject_all_in_namespaces)
     return Outcome(
         _response(uid, patch=outcome.patch, warnings=outcome.warnings),
         outcome.result,

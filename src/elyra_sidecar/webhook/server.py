@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from elyra_sidecar import diagnostics
-from elyra_sidecar.transformer._config import Config
+from elyra_sidecar.transformer import Config
 from elyra_sidecar.webhook._workers import Answer, WorkerPool, available_cpus
 
 __all__ = ["METRICS", "CertReloader", "Metrics", "make_app", "serve"]
