@@ -319,6 +319,8 @@ _HOSTILE_NODES: dict[str, Callable[[int], Callable[[], object]]] = {
     "many child shells without the call": lambda n: _node_reading(
         "sh -c 'echo bootstrapper.py $x' && " * n + _LINEAR_CALL
     ),
+    "many skipped commands": lambda n: _node_reading("false && echo bootstrapper.py\n" * n + _LINEAR_CALL),
+    "many set commands": lambda n: _node_reading("set -e -u -o pipefail\n" * n + _LINEAR_CALL),
     "many cd, each one deeper": lambda n: _node_reading("cd a && " * (4 * n) + _LINEAR_CALL),
     "many cd and curl": lambda n: _node_reading(
         "cd a && curl -O http://h/v4.0.0/bootstrapper.py && " * n + _LINEAR_CALL
