@@ -164,6 +164,9 @@ class WebhookConfig:
     read_timeout_seconds: float = 5.0
     #: Connections open at once; further clients wait in the kernel's accept queue.
     max_connections: int = 100
+    #: Bytes a review may take once parsed (a bound computed from the body before parsing it); a larger
+    #: one is allowed, not injected, counted as too_large. Real reviews are bounded at about 9x their body.
+    max_review_memory_bytes: int = 128 << 20
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
-from elyra_sidecar.transformer._shell import Command, ShellSyntaxError, Word, change_directory, parse_script
+from elyra_sidecar.transformer._shell import START, Command, Directory, ShellSyntaxError, Word, parse_script
 
 __all__ = ["ElyraNode", "NodeParseError", "is_elyra_candidate", "read_elyra_node"]
 
@@ -227,7 +227,7 @@ def _walk(script: str) -> _Found:
     """Everything the node reader takes from a script; raises _ScanError when the script itself is
     unreadable (not remembered). Checks in the order the reader always made them: the first one wins."""
     found = _Scan()
-    _scan(Word(script), ".", found)
+    _scan(Word(script), START, found)
     invocation = found.invocation
     if invocation is None:
         if found.never_runs:
@@ -300,7 +300,7 @@ def _mentions_bootstrapper(command: Command) -> bool:
     return any("bootstrapper.py" in w.value for w in command.words)
 
 
-def _scan(script: Word, cwd: str, found: _Scan, depth: int = 0) -> None:
+def _scan(script: Word, cwd: Directory, found: _Scan, depth: int = 0) -> None:
     """Walk the script as the shell would, following `cd` and nested `sh -c`, to `python3 bootstrapper.py`.
 
     Each script is parsed once, and only if it mentions `bootstrapper.py`: a child `sh -c` that does not
@@ -343,7 +343,7 @@ def _scan(script: Word, cwd: str, found: _Scan, depth: int = 0) -> None:
             target = words[1] if len(words) > 1 else None
             if target is None or target.dynamic:
                 raise _ScanError("`cd` to a directory only known at run time")
-            cwd = change_directory(cwd, target.value)
+            cwd = cwd.cd(target.value)
         elif program in _SHELLS:
             argv = command.argv
             if "-c" in argv[1:]:
@@ -366,7 +366,7 @@ def _scan(script: Word, cwd: str, found: _Scan, depth: int = 0) -> None:
             and _PYTHONS.match(program)
             and posixpath.basename(words[1].value) == "bootstrapper.py"
         ):
-            found.invocation = _Invocation(args=tuple(words[2:]), cwd=cwd)
+            found.invocation = _Invocation(args=tuple(words[2:]), cwd=cwd.path)
             return
 
 

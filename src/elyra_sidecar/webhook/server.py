@@ -8,7 +8,8 @@ Built on aiohttp (asyncio-native, well maintained) for HTTP only; this module ow
 - the TLS context: each new connection gets the current one; a renewed pair on disk is loaded into a
   new context, checked, and swapped in only when it loads, so a broken renewal never breaks handshakes;
 - the reviews: run by worker processes (`_workers`), one per core, within `webhook.request_budget_seconds`;
-  this loop only moves bytes, so /healthz and /readyz answer while a big review is being transformed.
+  this loop only moves bytes and never parses a review (an over-budget answer is built from a bounded
+  scan of the body's head), so /healthz and /readyz answer while big reviews are being transformed.
 
 Endpoints: POST /mutate (AdmissionReview v1), GET /healthz (alive), GET /readyz (not shutting down, workers
 can start), GET /metrics (Prometheus). Every log line is structlog key/value fields, rendered as
