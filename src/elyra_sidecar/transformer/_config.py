@@ -194,7 +194,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _check_value(value: Any, tp: Any, key: str) -> Any:
+def _check_value(value: Any, tp: Any, key: str) -> Any:  # noqa: C901, PLR0911, PLR0912 - one dispatch over the config's field types, a return each
     origin = get_origin(tp)
     args = get_args(tp)
     if origin is Literal:
@@ -327,7 +327,7 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
-def _type_schema(tp: Any) -> dict[str, Any]:
+def _type_schema(tp: Any) -> dict[str, Any]:  # noqa: PLR0911 - one dispatch over the config's field types, a return each
     origin = get_origin(tp)
     args = get_args(tp)
     if origin is Literal:

@@ -300,7 +300,7 @@ def _mentions_bootstrapper(command: Command) -> bool:
     return any("bootstrapper.py" in w.value for w in command.words)
 
 
-def _scan(script: Word, cwd: Directory, found: _Scan, depth: int = 0) -> None:
+def _scan(script: Word, cwd: Directory, found: _Scan, depth: int = 0) -> None:  # noqa: C901, PLR0912 - one pass over a script's commands, a branch per shell construct
     """Walk the script as the shell would, following `cd` and nested `sh -c`, to `python3 bootstrapper.py`.
 
     Each script is parsed once, and only if it mentions `bootstrapper.py`: a child `sh -c` that does not

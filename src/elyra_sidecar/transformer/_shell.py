@@ -170,7 +170,7 @@ def _spans_of(out: list[str], marks: list[int]) -> tuple[tuple[int, int], ...]:
     return tuple(spans)
 
 
-def _read_word(r: _Reader) -> Word:
+def _read_word(r: _Reader) -> Word:  # noqa: C901, PLR0912, PLR0915 - the tokenizer: one loop over characters, a branch per quoting construct
     out: list[str] = []
     refs: list[str] = []
     marks: list[int] = []
@@ -389,7 +389,7 @@ def _remembered(text: str, outer: _Spans) -> tuple[Command, ...]:
     return tuple(_parse(text, outer))
 
 
-def _parse(text: str, spans: _Spans) -> list[Command]:
+def _parse(text: str, spans: _Spans) -> list[Command]:  # noqa: C901, PLR0912, PLR0915 - the grammar: one loop over tokens, a branch per operator
     """The reader itself: `text` from its start to its end, at once."""
     r = _Reader(text)
     outer = _Filled(spans) if spans else None

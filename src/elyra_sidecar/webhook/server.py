@@ -299,7 +299,7 @@ async def _deadlines(
             conn.idle()
 
 
-def make_app(
+def make_app(  # noqa: C901 - the routes and their handlers as closures over one state
     config: Config, pool: WorkerPool, *, metrics: Metrics | None = None, log: Any = None
 ) -> web.Application:
     """The aiohttp application (no TLS, no listening: `serve()` adds those). `pool` must be started."""
