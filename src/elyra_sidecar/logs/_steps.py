@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,68 +76,95 @@ class StepReader:
     def from_pod(self, step: Step, pod_name: str, container: str, *, follow: bool) -> tuple[int, str]:
         """Stream the container's log; returns the lines printed, and why S3 must say the rest (or "")."""
         label = self.label(step)
-        log_format = step.template.log_format if step.template else "raw"
-        printed = 0
+        shown = _Shown()
         reconnects = 0
         while not self._stop.is_set():
             pod = self.kube.pod(pod_name)
             if pod is None:
-                return printed, _gone(printed)
+                return shown.lines, _gone(shown.lines)
             state = container_state(pod, container)
+            stop = self._wait(label, pod, follow=follow) if state == "waiting" else None
+            if stop is not None:
+                return shown.lines, stop
             if state == "waiting":
-                if str((pod.get("status") or {}).get("phase")) in ("Succeeded", "Failed"):
-                    return printed, "its log sidecar never ran"
-                if not follow:
-                    self.printer.note(f"[{label}] has not started yet")
-                    return printed, ""
-                self._stop.wait(self._poll)
                 continue
-            decoder = LogDecoder(log_format=log_format, timestamps=self._timestamps)
-            splitter = LineSplitter()
-            skip = printed  # after a reconnect the log starts again from its first line
             try:
-                chunks = self.kube.pod_log(
-                    pod_name, container, follow=follow and state == "running", timestamps=self._timestamps
+                read = self._read_log(
+                    step, label, pod_name, container, shown, follow=follow and state == "running"
                 )
-                for chunk in chunks:
-                    lines = []
-                    for raw in splitter.feed(chunk):
-                        line = decoder.decode(raw)
-                        if line is None:
-                            continue
-                        if skip:
-                            skip -= 1
-                            continue
-                        lines.append(line)
-                    printed += len(lines)
-                    self.printer.lines(label, lines)
             except PodGone:
-                return printed, _gone(printed)
+                return shown.lines, _gone(shown.lines)
             except PodNotReady:
-                if not follow:
-                    self.printer.note(f"[{label}] has not started yet")
-                    return printed, ""
-                self._stop.wait(self._poll)
+                stop = self._wait(label, None, follow=follow)
+                if stop is not None:
+                    return shown.lines, stop
                 continue
             if self._stop.is_set():
                 break
-            after = self.kube.pod(pod_name)  # a log that ended because its pod went is continued from S3
-            if after is None:
-                return printed, _gone(printed)  # deleted mid-stream: the rest is in S3, if anywhere
-            if not follow or state == "terminated" or container_state(after, container) == "terminated":
-                if splitter.tail and skip == 0:
-                    tail = decoder.decode(splitter.tail)
-                    if tail is not None:
-                        self.printer.lines(label, [tail])
-                        printed += 1
-                return printed, ""
+            ended = self._ended(pod_name, container, state, follow=follow, printed=shown.lines)
+            if ended is not None:
+                if not ended:
+                    self._print_tail(label, read, shown)
+                return shown.lines, ended
             reconnects += 1
             if reconnects > _RECONNECTS:
                 self.printer.note(f"[{label}] the log stream keeps breaking; stopped following this step")
-                return printed, ""
+                return shown.lines, ""
             # The kubelet may end the stream a moment before the pod's status says the container ended.
             self._stop.wait(self._poll)
-        return printed, ""
+        return shown.lines, ""
+
+    def _wait(self, label: str, pod: dict[str, Any] | None, *, follow: bool) -> str | None:
+        """The container has not started: why to stop ("" for no reason to read S3), or None once a poll
+        interval has passed (follow: look again)."""
+        if pod is not None and str((pod.get("status") or {}).get("phase")) in ("Succeeded", "Failed"):
+            return "its log sidecar never ran"
+        if not follow:
+            self.printer.note(f"[{label}] has not started yet")
+            return ""
+        self._stop.wait(self._poll)
+        return None
+
+    def _read_log(
+        self, step: Step, label: str, pod_name: str, container: str, shown: _Shown, *, follow: bool
+    ) -> _Read:
+        """One log request, printing the lines after the `shown.lines` already shown (after a reconnect the
+        log starts again from its first line)."""
+        log_format = step.template.log_format if step.template else "raw"
+        read = _Read(
+            LineSplitter(), LogDecoder(log_format=log_format, timestamps=self._timestamps), shown.lines
+        )
+        for chunk in self.kube.pod_log(pod_name, container, follow=follow, timestamps=self._timestamps):
+            lines = []
+            for raw in read.splitter.feed(chunk):
+                line = read.decoder.decode(raw)
+                if line is None:
+                    continue
+                if read.skip:
+                    read.skip -= 1
+                    continue
+                lines.append(line)
+            shown.lines += len(lines)
+            self.printer.lines(label, lines)
+        return read
+
+    def _ended(self, pod_name: str, container: str, state: str, *, follow: bool, printed: int) -> str | None:
+        """After a log stream ended: "" when the log is complete, why S3 must say the rest, or None when the
+        stream broke while the container runs (read again)."""
+        after = self.kube.pod(pod_name)  # a log that ended because its pod went is continued from S3
+        if after is None:
+            return _gone(printed)  # deleted mid-stream: the rest is in S3, if anywhere
+        if not follow or state == "terminated" or container_state(after, container) == "terminated":
+            return ""
+        return None
+
+    def _print_tail(self, label: str, read: _Read, shown: _Shown) -> None:
+        """The last line, without a newline, once the log is complete."""
+        if read.splitter.tail and read.skip == 0:
+            tail = read.decoder.decode(read.splitter.tail)
+            if tail is not None:
+                self.printer.lines(label, [tail])
+                shown.lines += 1
 
     def from_s3(self, step: Step, *, skip: int, reason: str) -> None:
         label = self.label(step)
@@ -185,6 +213,22 @@ class StepReader:
                 f"[{label}] note: that object was written after this step ended: a later run of the same "
                 "pipeline may have replaced it (runs of one pipeline share the key)"
             )
+
+
+@dataclass
+class _Shown:
+    """How many of a step's lines are printed so far (kept across reconnects and failures)."""
+
+    lines: int = 0
+
+
+@dataclass
+class _Read:
+    """What one log request leaves: the unfinished last line, the decoder, and lines still to skip."""
+
+    splitter: LineSplitter
+    decoder: LogDecoder
+    skip: int
 
 
 def _gone(printed: int) -> str:

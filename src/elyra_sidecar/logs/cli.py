@@ -278,16 +278,8 @@ class Session:
                 event: Event | None = self.events.get(timeout=wait)
             except queue.Empty:
                 event = None  # time to poll
-            if isinstance(event, Failed):
-                raise event.error
-            if isinstance(event, PodChanged):
-                name = str((event.pod.get("metadata") or {}).get("name") or "")
-                if event.kind == "DELETED":
-                    self.pods.pop(name, None)
-                elif name:
-                    self.pods[name] = event.pod
-            elif isinstance(event, PodsListed):  # after the watch expired: the list replaces what we knew
-                self.pods = pods_by_name(event.pods)
+            if event is not None:
+                self._apply(event)
             if time.monotonic() - last_read >= self.args.poll_interval:
                 workflow = self.kube.workflow(self.name)
                 last_read = time.monotonic()
@@ -298,6 +290,19 @@ class Session:
                     check_shape(workflow, self.name)
                     self.workflow = workflow
             self.reconcile(final=False)
+
+    def _apply(self, event: Event) -> None:
+        """What a thread reported: a pod changed, the pods listed again, a step done, or a failure."""
+        if isinstance(event, Failed):
+            raise event.error
+        if isinstance(event, PodChanged):
+            name = str((event.pod.get("metadata") or {}).get("name") or "")
+            if event.kind == "DELETED":
+                self.pods.pop(name, None)
+            elif name:
+                self.pods[name] = event.pod
+        elif isinstance(event, PodsListed):  # after the watch expired: the list replaces what we knew
+            self.pods = pods_by_name(event.pods)
 
     def shutdown(self) -> None:
         """Stop every thread: a thread blocked in a TLS read at interpreter exit can abort the process."""
