@@ -17,6 +17,7 @@ import threading
 import time
 
 from elyra_sidecar import contract, diagnostics
+from elyra_sidecar._argtypes import positive_number
 from elyra_sidecar.contract import SidecarEvent
 from elyra_sidecar.sidecar._follow import Follower, FollowerOptions, Output
 
@@ -29,13 +30,6 @@ if TYPE_CHECKING:  # typing costs every step pod's start-up time and memory: ann
     from elyra_sidecar.sidecar._mirror import Mirror, MirrorTarget
 
 __all__ = ["main", "parser"]
-
-
-def _positive(value: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return number
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,14 +60,16 @@ def parser() -> argparse.ArgumentParser:
         dest="keys",
         help="object key for the n-th --file (repeatable)",
     )
-    p.add_argument(contract.ARG_UPLOAD_INTERVAL, type=_positive, default=5.0, dest="upload_interval")
-    p.add_argument(contract.ARG_SHUTDOWN_DEADLINE, type=_positive, default=10.0, dest="shutdown_deadline")
+    p.add_argument(contract.ARG_UPLOAD_INTERVAL, type=positive_number, default=5.0, dest="upload_interval")
+    p.add_argument(
+        contract.ARG_SHUTDOWN_DEADLINE, type=positive_number, default=10.0, dest="shutdown_deadline"
+    )
     p.add_argument(contract.ARG_FORMAT, choices=("raw", "json"), default="raw", dest="format")
     p.add_argument(contract.ARG_CA_BUNDLE, dest="ca_bundle")
     p.add_argument(contract.ARG_POLL, action="store_true", dest="poll", help="poll instead of inotify")
     p.add_argument(
         "--idle-flush",
-        type=_positive,
+        type=positive_number,
         default=0.5,
         dest="idle_flush",
         help="emit a final line without newline after this many idle seconds",
