@@ -41,7 +41,8 @@ def parser() -> argparse.ArgumentParser:
             prog, width=int(os.environ.get("COLUMNS", "100"))
         ),
         description="Follow an Elyra step's script log: stream it to stdout byte for byte and mirror it "
-        "to object storage. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
+        "to object storage. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else from "
+        "AWS_ROLE_ARN / AWS_WEB_IDENTITY_TOKEN_FILE (IRSA: AssumeRoleWithWebIdentity).",
     )
     p.add_argument(contract.ARG_DIR, required=True, help="directory holding the files")
     p.add_argument(
@@ -107,11 +108,18 @@ def _mirror(
     if len(args.keys) != len(args.files):
         log.warning(SidecarEvent.MIRROR_DISABLED, reason="the number of --key and --file differ")
         return None, {}
-    if not os.environ.get("AWS_ACCESS_KEY_ID") or not os.environ.get("AWS_SECRET_ACCESS_KEY"):
-        log.warning(SidecarEvent.MIRROR_DISABLED, reason="AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY not set")
+    # As Elyra's bootstrapper: the keys when both are set, else IRSA / web identity.
+    keys = bool(os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    web_identity = all(os.environ.get(name) for name in contract.WEB_IDENTITY_ENV)
+    if not keys and not web_identity:
+        log.warning(
+            SidecarEvent.MIRROR_DISABLED,
+            reason="neither AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY nor AWS_ROLE_ARN and "
+            "AWS_WEB_IDENTITY_TOKEN_FILE are set",
+        )
         return None, {}
     try:
-        client = make_client(args.endpoint, ca_bundle=args.ca_bundle)
+        client = make_client(args.endpoint, ca_bundle=args.ca_bundle, web_identity=not keys)
     except Exception as exc:
         log.warning(SidecarEvent.MIRROR_DISABLED, reason=f"{type(exc).__name__}: {exc}")
         return None, {}

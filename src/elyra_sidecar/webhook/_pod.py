@@ -23,6 +23,7 @@ from elyra_sidecar import contract
 from elyra_sidecar._version import version
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, read_elyra_node
+from elyra_sidecar.transformer._steps import add_mounts, sidecar_credentials
 from elyra_sidecar.transformer._transform import KFP_V2_NOTE
 from elyra_sidecar.webhook._patch import make_patch
 
@@ -326,7 +327,7 @@ def _instrument(
         None,
     )
     args = [contract.ARG_DIR, follow_dir, contract.ARG_FILE, log_file]
-    credentials = [_copy(e) for e in env if e.get("name") in contract.CREDENTIAL_ENV]
+    credentials, credential_mounts = sidecar_credentials(main)
     key = posixpath.join(node.cos_directory, log_file)  # where the bootstrapper uploads it at the end
     if side.mirror:
         args += [contract.ARG_ENDPOINT, node.cos_endpoint, contract.ARG_BUCKET, node.cos_bucket]
@@ -334,9 +335,12 @@ def _instrument(
         if side.ca_bundle:
             args += [contract.ARG_CA_BUNDLE, side.ca_bundle]
         names = {e.get("name") for e in credentials}
-        if not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= names:
+        if not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= names and not (
+            set(contract.WEB_IDENTITY_ENV) <= names and credential_mounts
+        ):
             warnings.append(
-                "main has no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY entries: the log is not mirrored"
+                "main has no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY entries (nor AWS_ROLE_ARN/"
+                "AWS_WEB_IDENTITY_TOKEN_FILE with the token's mount): the log is not mirrored"
             )
     args += [
         contract.ARG_SHUTDOWN_DEADLINE,
@@ -365,6 +369,8 @@ def _instrument(
     sidecar["resources"] = _copy(side.resources)
     sidecar["securityContext"] = _copy(side.security_context)
     sidecar["volumeMounts"] = mounts
+    if side.mirror:
+        add_mounts(sidecar, credential_mounts)
     added.append(
         f"container {side.name} following {log_file}" + (f", mirrored to {key}" if side.mirror else "")
     )
