@@ -56,7 +56,7 @@ def pod_sidecar(directory, *names, extra=(), env=None, stdout="read"):
     args = ["--dir", str(directory)]
     for name in names:
         args += ["--file", name]
-    return SidecarProcess(*args, *extra, env=env, prefix=pod_python(), stdout=stdout)
+    return SidecarProcess(*args, *extra, env=env, python=pod_python(), stdout=stdout)
 
 
 def events(err: str, name: str) -> list[dict[str, object]]:

@@ -202,19 +202,22 @@ class SidecarProcess:
         env: dict[str, str] | None = None,
         prefix: list[str] | None = None,
         stdout: str = "read",
+        python: list[str] | None = None,
     ) -> None:
-        """`prefix`: the Python command to run it with (default `sys.executable`; `pod_python()` for the
-        pod's user). `stdout`: "read" (collected), "unread" (a pipe nobody reads) or "close" (closed after
-        the first bytes arrive, as a log collector that went away)."""
+        """`prefix`: a command that runs the rest (`unshare ...`). `python`: the Python command (default
+        `sys.executable`; `pod_python()` for the pod's user). `stdout`: "read" (collected), "unread" (a
+        pipe nobody reads) or "close" (closed after the first bytes arrive, as a log collector that went
+        away)."""
         self._stdout_mode = stdout
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         full_env.update(env or {})
+        command = [*(prefix or []), *(python or [sys.executable]), "-m", "elyra_sidecar.sidecar"]
         self.proc = subprocess.Popen(
-            [*(prefix or [sys.executable]), "-m", "elyra_sidecar.sidecar", "--diagnostics", "json", *args],
+            [*command, "--diagnostics", "json", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=full_env,
-            cwd="/" if prefix else None,  # a pod user may not be able to enter the checkout
+            cwd="/" if python else None,  # a pod user may not be able to enter the checkout
         )
         self._chunks: list[tuple[float, bytes]] = []
         self._lock = threading.Lock()
