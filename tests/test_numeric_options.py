@@ -42,6 +42,10 @@ def _numeric_options() -> list[tuple[str, str]]:
     return found
 
 
+def _type(command: str, option: str):
+    return next(a.type for a in _parser(command)._actions if option in a.option_strings)
+
+
 def _minimal_argv(parser: argparse.ArgumentParser) -> list[str]:
     """Just the required arguments, each given "1" (a valid value for every required one here)."""
     argv: list[str] = []
@@ -78,6 +82,40 @@ def test_non_finite_numbers_are_refused(command, option, value, capsys):
     assert exited.value.code == 2
     error = capsys.readouterr().err.splitlines()[-1]
     assert "error:" in error and option in error, error
+
+
+def _takes_fractions(command: str, option: str) -> bool:
+    try:
+        return isinstance(_type(command, option)("1.5"), float)
+    except (ValueError, argparse.ArgumentTypeError):
+        return False
+
+
+SECONDS = [(c, o) for c, o in NUMERIC if _takes_fractions(c, o)]
+
+
+@pytest.mark.parametrize(("command", "option"), SECONDS, ids=[f"{c} {o}" for c, o in SECONDS])
+@pytest.mark.parametrize("value", ["1e308", "604801"])
+def test_seconds_above_a_week_are_refused(command, option, value, capsys):
+    """Finite but huge: `time.monotonic() + 1e308` overflows select() and lock timeouts (OverflowError),
+    and the deadline thread would die; the config refuses the same (`transformer._config`)."""
+    parser = _parser(command)
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args([*_minimal_argv(parser), f"{option}={value}"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert option in error and "at most 604800" in error, error
+
+
+def test_the_config_takes_no_more_seconds_than_the_sidecar():
+    """What the transformer writes from its config, the sidecar accepts: the same upper bound."""
+    from elyra_sidecar.transformer import ConfigError, config_from_mapping
+
+    assert config_from_mapping({"sidecar": {"upload_interval_seconds": 604800}})
+    with pytest.raises(ConfigError, match="at most 604800"):
+        config_from_mapping({"sidecar": {"upload_interval_seconds": 604801}})
+    with pytest.raises(ConfigError, match="at most 604800"):
+        config_from_mapping({"sidecar": {"upload_interval_seconds": 1e308}})
 
 
 @pytest.mark.parametrize(("command", "option"), NUMERIC, ids=[f"{c} {o}" for c, o in NUMERIC])
