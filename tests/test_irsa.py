@@ -7,9 +7,11 @@ OIDC issuer on 127.0.0.1 (tests/support/oidc.py), as AWS STS verifies EKS's serv
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes_validate
@@ -91,6 +93,17 @@ def _irsa_sidecar(server, log_dir: Path, token_file: Path, key: str) -> SidecarP
     )
 
 
+@contextlib.contextmanager
+def _ended(sc: SidecarProcess) -> Iterator[None]:
+    """The sidecar is gone when the test is, whatever failed."""
+    try:
+        yield
+    finally:
+        if sc.proc.poll() is None:
+            sc.proc.kill()
+            sc.proc.wait(timeout=30)
+
+
 class TestMirrorWithWebIdentity:
     def test_the_log_is_mirrored_with_temporary_credentials(self, sts, tmp_path):
         """No keys, a role and a token: the sidecar assumes the role and mirrors the whole log (main
@@ -103,11 +116,12 @@ class TestMirrorWithWebIdentity:
         content = b"".join(b"line %d of a step run under a role\n" % i for i in range(200))
         log.write_bytes(content[:1000])
         sc = _irsa_sidecar(server, tmp_path / "logs", tmp_path / "token", "irsa/a.log")
-        sc.wait_started()
-        assert wait_for(lambda: server.get(BUCKET, "irsa/a.log") == content[:1000], timeout=30), sc.err
-        with log.open("ab") as handle:
-            handle.write(content[1000:])
-        rc, _ = sc.terminate()
+        with _ended(sc):
+            sc.wait_started()
+            assert wait_for(lambda: server.get(BUCKET, "irsa/a.log") == content[:1000], timeout=30), sc.err
+            with log.open("ab") as handle:
+                handle.write(content[1000:])
+            rc, _ = sc.terminate()
         assert rc == 0
         assert server.get(BUCKET, "irsa/a.log") == content
         assert "mirror_disabled" not in sc.err and "upload_failed" not in sc.err
@@ -123,9 +137,10 @@ class TestMirrorWithWebIdentity:
         (tmp_path / "logs").mkdir()
         (tmp_path / "logs" / "a.log").write_bytes(b"secret-free line\n")
         sc = _irsa_sidecar(server, tmp_path / "logs", tmp_path / "token", "irsa/forged.log")
-        sc.wait_started()
-        assert wait_for(lambda: "upload_failed" in sc.err, timeout=30), sc.err
-        rc, _ = sc.terminate()
+        with _ended(sc):
+            sc.wait_started()
+            assert wait_for(lambda: "upload_failed" in sc.err, timeout=30), sc.err
+            rc, _ = sc.terminate()
         assert rc == 0
         assert server.get(BUCKET, "irsa/forged.log") is None
         assert token not in sc.err and token.split(".")[2] not in sc.err and "WebIdentityToken" not in sc.err
