@@ -23,6 +23,7 @@ from elyra_sidecar import contract
 from elyra_sidecar._version import version
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, read_elyra_node
+from elyra_sidecar.transformer._kfp_outputs import add_launcher_outputs
 from elyra_sidecar.transformer._transform import KFP_V2_NOTE
 from elyra_sidecar.webhook._patch import make_patch
 
@@ -317,6 +318,10 @@ def _instrument(
         if live_dir is not None:
             follow_dir = live_dir
             added.append(f"live output: init container {config.live.init_container_name} ({live_dir})")
+    # Opt-in (artifacts.kfp_v2): the log and the declared outputs as the launcher's output artifacts.
+    added += add_launcher_outputs(
+        spec, main, node, config, run_dir=run_dir, log_dir=follow_dir, warnings=warnings
+    )
     argo_mount = next(
         (
             m
