@@ -288,10 +288,11 @@ def _add(
     if _dump(doc).count("$") != text.count("$"):
         # Kubernetes expands `$(VAR)` in a command: re-encoding must not make or unmake a reference.
         raise LauncherInputError("the executor input writes `$` escaped; it is left as it is")
-    outputs = doc.get("outputs")
-    artifacts = outputs.get("artifacts") if isinstance(outputs, dict) else None
+    outputs = doc.get("outputs", {})
+    # protojson leaves out an empty map: no `artifacts` is an empty one (and then has no executor-logs).
+    artifacts = outputs.get("artifacts", {}) if isinstance(outputs, dict) else None
     if not isinstance(artifacts, dict):
-        raise LauncherInputError("the executor input has no outputs.artifacts mapping")
+        raise LauncherInputError("the executor input's outputs.artifacts is not a mapping")
     base, template = _sibling_base(artifacts)
     notes = Notes()
     wanted = _wanted(node, config, run_dir, log_dir, notes)
