@@ -187,8 +187,7 @@ def _sibling_base(artifacts: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     entry = artifacts.get(EXECUTOR_LOGS)
     if entry is None:
         raise LauncherInputError(
-            f"the executor input provisions no {EXECUTOR_LOGS!r} output to place ours beside "
-            "(KFP 2.0-2.4, or the API server's PUBLISH_LOGS is false)"
+            f"no {EXECUTOR_LOGS!r} output to place ours beside (KFP < 2.5, or PUBLISH_LOGS=false)"
         )
     listed = entry.get("artifacts") if isinstance(entry, dict) else None
     if not isinstance(listed, list) or len(listed) != 1 or not isinstance(listed[0], dict):
@@ -220,9 +219,7 @@ def _scratch_mount(main: Mapping[str, Any], local: str) -> Mapping[str, Any]:
         if str(mount.get("mountPath", "")).rstrip("/") == root and not mount.get("subPath"):
             found: Mapping[str, Any] = mount
             return found
-    raise LauncherInputError(
-        f"main mounts no volume at {root}: the launcher's local paths lie in main's own filesystem"
-    )
+    raise LauncherInputError(f"main mounts no volume at {root}, where the launcher uploads from")
 
 
 def _wanted(
