@@ -24,6 +24,8 @@ import jsonpatch
 import kubernetes_validate
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from elyra_sidecar import contract
 from elyra_sidecar.sidecar import links
@@ -453,3 +455,38 @@ class TestLinkOutputs:
 
         as_user(1000, launcher)
         assert (task_root / "executor-logs").stat().st_uid == 1000
+
+
+class TestProperties:
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        values=st.dictionaries(
+            st.text(min_size=1, max_size=12),
+            st.one_of(
+                st.text(max_size=40),
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.integers(min_value=-(2**53), max_value=2**53),
+                st.booleans(),
+            ),
+            max_size=4,
+        )
+    )
+    def test_any_parameter_values_are_kept_or_the_pod_left_alone(self, values):
+        """Whatever the run's parameter values (quotes, `$(VAR)`, unicode, numbers), the mutated executor
+        input is the driver's plus ours, or the command is left exactly as it was."""
+        pod = load("pod-2.17-elyra-step")
+        index, text = executor_input(pod)
+        doc = json.loads(text)
+        doc["inputs"]["parameterValues"] = values
+        # As protojson writes it: no HTML escaping, non-ASCII as is.
+        container(pod, "main")["command"][index] = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        before = container(pod, "main")["command"][index]
+        new, _ = mutate(pod)
+        after = container(new, "main")["command"][index]
+        if after == before:
+            return
+        mutated = parse_strictly(after)
+        for key in added_entries(before, after):
+            del mutated.outputs.artifacts[key]
+        assert mutated == parse_strictly(before)
+        assert after.count("$") == before.count("$")
