@@ -20,7 +20,7 @@ and nothing is added (a warning says so). Everything here is refused rather than
 launcher flag, a duplicate key, an unexpected shape, a URI with `.`/`..` segments or `$`.
 
 `add_launcher_outputs()` changes a private copy of the Pod in place; it is the only entry point, called
-by the Pod mode after the work dir is set up.
+by the Pod mode (`_pod.instrument_pod`) after the node steps.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from elyra_sidecar import contract
 from elyra_sidecar.transformer._argo import copy_tree, tool_container
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode
-from elyra_sidecar.transformer._steps import Names, Notes, _artifact_source, artifact_name
+from elyra_sidecar.transformer._steps import Change, Names, Notes, _artifact_source, artifact_name
 
 __all__ = [
     "EXECUTOR_LOGS",
@@ -250,7 +250,7 @@ def add_launcher_outputs(
     run_dir: str,
     log_dir: str,
     warnings: list[str],
-) -> list[str]:
+) -> list[Change]:
     """With `artifacts.kfp_v2` on: name the node's files in main's `--executor_input` and link them into
     place (module docstring). Changes `spec` and `main` (a private copy of the Pod) in place; returns what
     was added. Anything it cannot do safely adds nothing and a warning, never an error."""
@@ -272,7 +272,7 @@ def _add(
     run_dir: str,
     log_dir: str,
     warnings: list[str],
-) -> list[str]:
+) -> list[Change]:
     names_in_pod = {c.get("name") for key in ("containers", "initContainers") for c in spec.get(key) or []}
     if LINK_CONTAINER in names_in_pod:
         raise LauncherInputError(f"the Pod already has a container named {LINK_CONTAINER!r}")
@@ -296,7 +296,7 @@ def _add(
     warnings += notes.warnings
     taken = Names(artifacts)
     links: list[tuple[str, str]] = []
-    added: list[str] = []
+    added: list[Change] = []
     seen: set[str] = set()
     mount: Mapping[str, Any] | None = None
     for hint, target in wanted:
@@ -314,7 +314,7 @@ def _add(
             runtime["name"] = name
         artifacts[name] = {"artifacts": [runtime]}
         links.append((local, target))
-        added.append(f"KFP output artifact {name} <- {target}")
+        added.append(Change("output_artifact", f"KFP output artifact {name} <- {target}"))
     if not links or mount is None:
         return []
     command[index] = prefix + _dump(doc)
@@ -330,5 +330,5 @@ def _add(
             mount={"name": str(mount["name"]), "mountPath": root},
         )
     )
-    added.append(f"init container {LINK_CONTAINER} (links in {root})")
+    added.append(Change("note", f"init container {LINK_CONTAINER} (links in {root})"))
     return added
