@@ -29,6 +29,7 @@ __all__ = [
     "ARG_UPLOAD_INTERVAL",
     "CREDENTIAL_ENV",
     "INSTALL_LIVE_COMMAND",
+    "LIVE_IMAGE_PYTHONPATH_ENV",
     "LIVE_LOG_ENV",
     "LIVE_MAIN_ENV",
     "LIVE_SCRIPT_ENV",
@@ -87,6 +88,9 @@ CREDENTIAL_ENV: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESS
 LIVE_SCRIPT_ENV: Final = "ELYRA_SIDECAR_LIVE_SCRIPT"
 LIVE_LOG_ENV: Final = "ELYRA_SIDECAR_LIVE_LOG"
 LIVE_MAIN_ENV: Final = "ELYRA_SIDECAR_LIVE_MAIN"
+#: Where an init container running main's own image recorded the image's PYTHONPATH (`set:<value>` or
+#: `unset`): the hook puts it back after its own directory, since main's env entry replaces the image's.
+LIVE_IMAGE_PYTHONPATH_ENV: Final = "ELYRA_SIDECAR_LIVE_IMAGE_PYTHONPATH"
 
 #: Opt-in/opt-out per Workflow, template or Pod: "true" / "false".
 ANNOTATION_INJECT: Final = "elyra-sidecar/inject"
