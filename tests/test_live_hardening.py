@@ -21,6 +21,8 @@ from typing import ClassVar
 import pytest
 
 from elyra_sidecar.sidecar.live import install
+from elyra_sidecar.transformer import Config
+from elyra_sidecar.transformer._steps import live_hook
 
 # Elyra 2.x-3.x: the script writes into <name>.log; Elyra 4.x: through a pipe, logged at the end. Their
 # records go to stdout here, as main's log shows them (the Logs tab merges stdout and stderr).
@@ -75,6 +77,8 @@ def boot(
     sigchld_ignored: bool = False,
     hook: bool = True,
     teardown: bool = False,
+    env_extra: dict[str, str] | None = None,
+    prelude: str = "",
 ) -> tuple[int, bytes]:
     """Run the script under the stand-in bootstrapper; (exit code, main's log).
 
@@ -88,8 +92,11 @@ def boot(
         env.update(
             {"PYTHONPATH": str(live), "ELYRA_SIDECAR_LIVE_SCRIPT": "job.py", "ELYRA_SIDECAR_LIVE_MAIN": "1"}
         )
-    code = PREEXEC.format(close=close, sigchld_ignored=sigchld_ignored) + (
-        BOOT_3X if shape == "3.x" else BOOT_4X
+    env.update(env_extra or {})
+    code = (
+        prelude
+        + PREEXEC.format(close=close, sigchld_ignored=sigchld_ignored)
+        + (BOOT_3X if shape == "3.x" else BOOT_4X)
     )
     read_end, write_end = os.pipe()
     proc = subprocess.Popen(
@@ -235,3 +242,76 @@ for name in os.listdir("/proc"):
 def test_matrix_is_what_the_item_names():
     """Fd 0 closed, fd 2 closed, both, and each with SIGCHLD ignored or not, less the plain start."""
     assert len(TestHostileStart.MATRIX) == len(list(itertools.product(range(4), range(2)))) - 1
+
+
+COMPANY = """import os, subprocess, sys
+import companylib
+print("script:", companylib.GREETING)
+print("order:", [p for p in sys.path if "/opt/" in p or p.endswith("/live")])
+out = subprocess.run([sys.executable, "-c", "import companylib, os; print(os.environ['PYTHONPATH'])"],
+                     stdout=subprocess.PIPE, check=True).stdout.decode()
+print("child PYTHONPATH:", out.strip())
+"""
+
+
+class TestImagePythonpath:
+    """Item: main's PYTHONPATH entry (the hook's directory) replaced the image's own `ENV PYTHONPATH`.
+
+    The wiring is the transformer's own (`live_hook`): its elyra-live-env command runs here with the
+    "image's" environment, then the bootstrapper and the script with main's env as Kubernetes gives it."""
+
+    def _wired(self, live: Path, image_env: dict[str, str]) -> dict[str, str]:
+        main: dict = {"name": "main", "image": "company/runtime:1", "command": ["sh", "-c", "true"]}
+        containers = live_hook(
+            main,
+            live_dir=str(live),
+            script="job.py",
+            live_log=None,
+            main_log=True,
+            mount={"name": "w", "mountPath": "/w"},
+            config=Config(),
+        )
+        assert not isinstance(containers, str)
+        setup, recorder = containers
+        assert setup["name"] == "elyra-live-setup" and recorder["name"] == "elyra-live-env"
+        assert recorder["image"] == main["image"] and main["command"] == ["sh", "-c", "true"]
+        subprocess.run(recorder["command"], env={"PATH": os.environ["PATH"], **image_env}, check=True)
+        return {e["name"]: e["value"] for e in main["env"]}
+
+    @pytest.fixture
+    def company(self, work):
+        d, _ = work
+        lib = d / "opt" / "company-lib"
+        lib.mkdir(parents=True)
+        (lib / "companylib.py").write_text('GREETING = "hello from the image"\n')
+        return lib
+
+    @pytest.mark.parametrize("shape", ["3.x", "4.x"])
+    def test_the_images_entries_come_back_after_the_hooks(self, work, company, shape):
+        d, live = work
+        other = d / "opt" / "other"
+        image_value = f"{company}:{other}"
+        env = self._wired(live, {"PYTHONPATH": image_value})
+        assert env["PYTHONPATH"] == str(live)  # what Kubernetes gives main: the image's value is gone
+        # The bootstrapper itself (any Python process in main) imports it too.
+        rc, log = boot(d, live, COMPANY, shape=shape, env_extra=env, prelude="import companylib\n")
+        assert rc == 0, log
+        assert b"script: hello from the image\n" in log
+        assert f"order: {[str(live), str(company), str(other)]}\n".encode() in log
+        assert f"child PYTHONPATH: {live}:{image_value}\n".encode() in log
+
+    def test_an_image_without_pythonpath_gets_only_the_hook(self, work):
+        d, live = work
+        env = self._wired(live, {})
+        assert (live / "image-pythonpath").read_bytes() == b"unset"
+        rc, log = boot(d, live, "import os\nprint(os.environ['PYTHONPATH'])\n", shape="4.x", env_extra=env)
+        assert rc == 0
+        assert log.startswith(f"{live}\n".encode())
+
+    def test_the_images_own_sitecustomize_on_its_pythonpath_still_runs(self, work, company):
+        d, live = work
+        (company / "sitecustomize.py").write_text("import builtins\nbuiltins.COMPANY_SITE = True\n")
+        env = self._wired(live, {"PYTHONPATH": str(company)})
+        rc, log = boot(d, live, "print('site', COMPANY_SITE)\n", shape="4.x", env_extra=env)
+        assert rc == 0, log
+        assert b"site True\n" in log

@@ -259,11 +259,18 @@ class TestAdmitPod:
         """Python, Elyra 4.1: init container after kfp-launcher, PYTHONPATH; elyra-log follows live file."""
         _, _, result = admitted(name)
         inits = [c["name"] for c in result["spec"]["initContainers"]]
-        assert inits[-2:] == ["kfp-launcher", "elyra-live-setup"]
+        assert inits[-3:] == ["kfp-launcher", "elyra-live-setup", contract.LIVE_ENV_CONTAINER]
         live = container(result, "elyra-live-setup", "initContainers")
         assert live["command"] == ["elyra-sidecar", contract.INSTALL_LIVE_COMMAND]
-        env = {e["name"]: e.get("value") for e in container(result, "main")["env"]}
+        main = container(result, "main")
+        # The image's own PYTHONPATH is recorded by main's image and put back by the hook.
+        recorder = container(result, contract.LIVE_ENV_CONTAINER, "initContainers")
+        assert recorder["image"] == main["image"]
+        assert recorder["securityContext"]["readOnlyRootFilesystem"] is True
+        assert recorder["securityContext"]["runAsNonRoot"] is True
+        env = {e["name"]: e.get("value") for e in main["env"]}
         assert env["PYTHONPATH"] == "/elyra-sidecar/work/.elyra-sidecar-live"
+        assert env[contract.LIVE_IMAGE_PYTHONPATH_ENV] == recorder["command"][-1]
         assert env[contract.LIVE_SCRIPT_ENV] == "load_data.py"
         assert env[contract.LIVE_LOG_ENV] == "/elyra-sidecar/work/.elyra-sidecar-live/load_data.log"
         assert env["PYTHONUNBUFFERED"] == "1"

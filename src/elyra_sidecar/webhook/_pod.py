@@ -23,6 +23,7 @@ from elyra_sidecar import contract
 from elyra_sidecar._version import version
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, read_elyra_node
+from elyra_sidecar.transformer._steps import live_hook
 from elyra_sidecar.transformer._transform import KFP_V2_NOTE
 from elyra_sidecar.webhook._patch import make_patch
 
@@ -187,7 +188,7 @@ def _already(pod: Mapping[str, Any], annotations: Mapping[str, Any], config: Con
         return f"already instrumented ({contract.ANNOTATION_TRANSFORMED}: {marker})"
     spec = pod.get("spec") or {}
     names = {c.get("name") for key in ("containers", "initContainers") for c in spec.get(key) or []}
-    for name in (config.sidecar.name, config.live.init_container_name):
+    for name in (config.sidecar.name, config.live.init_container_name, contract.LIVE_ENV_CONTAINER):
         if name in names:
             return f"the Pod already has a container named {name!r}"
     if any(v.get("name") == config.work_dir.volume_name for v in spec.get("volumes") or []):
@@ -399,33 +400,21 @@ def _enable_live(
     config: Config,
     warnings: list[str],
 ) -> str | None:
-    """Elyra 4.x keeps the script's output in memory: tee it to a file the sidecar follows (as on 4.0)."""
-    env = main["env"]
-    existing = next((e for e in env if e.get("name") == "PYTHONPATH"), None)
-    if existing is not None and "value" not in existing:
-        warnings.append("no live output: main's PYTHONPATH comes from a reference, it cannot be extended")
-        return None
+    """Elyra 4.x keeps the script's output in memory: tee it to a file the sidecar follows (as on 4.0).
+    The wiring is the transformer's (`live_hook`), so both modes give main the same env and containers."""
     live_dir = posixpath.join(run_dir, config.live.dir_name)
-    if existing is not None:
-        existing["value"] = f"{live_dir}:{existing['value']}" if existing["value"] else live_dir
-    else:
-        env.append({"name": "PYTHONPATH", "value": live_dir})
-    env.append({"name": contract.LIVE_SCRIPT_ENV, "value": posixpath.basename(node.file)})
-    env.append({"name": contract.LIVE_LOG_ENV, "value": posixpath.join(live_dir, log_file)})
-    if config.live.main_log:  # the script's lines in main's log too (the KFP Logs tab)
-        env.append({"name": contract.LIVE_MAIN_ENV, "value": "1"})
-    side = config.sidecar
-    # After KFP's kfp-launcher init container: both only prepare files, in their own volumes.
-    spec.setdefault("initContainers", []).append(
-        {
-            "name": config.live.init_container_name,
-            "image": side.image,
-            "imagePullPolicy": side.image_pull_policy,
-            "command": [side.command[0], contract.INSTALL_LIVE_COMMAND],
-            "args": ["--dest", live_dir],
-            "resources": _copy(side.resources),
-            "securityContext": _copy(side.security_context),
-            "volumeMounts": [{"name": config.work_dir.volume_name, "mountPath": config.work_dir.mount_path}],
-        }
+    wired = live_hook(
+        main,
+        live_dir=live_dir,
+        script=posixpath.basename(node.file),
+        live_log=posixpath.join(live_dir, log_file),
+        main_log=config.live.main_log,  # the script's lines in main's log too (the KFP Logs tab)
+        mount={"name": config.work_dir.volume_name, "mountPath": config.work_dir.mount_path},
+        config=config,
     )
+    if isinstance(wired, str):
+        warnings.append(f"no live output: {wired}")
+        return None
+    # After KFP's kfp-launcher init container: they only prepare files, in their own volumes.
+    spec.setdefault("initContainers", []).extend(wired)
     return live_dir
