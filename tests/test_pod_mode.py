@@ -270,7 +270,7 @@ class TestAdmitPod:
         assert recorder["securityContext"]["runAsNonRoot"] is True
         env = {e["name"]: e.get("value") for e in main["env"]}
         assert env["PYTHONPATH"] == "/elyra-sidecar/work/.elyra-sidecar-live"
-        assert env[contract.LIVE_IMAGE_PYTHONPATH_ENV] == recorder["command"][-1]
+        assert env[contract.LIVE_IMAGE_PYTHONPATH_ENV] == recorder["args"][-1]
         assert env[contract.LIVE_SCRIPT_ENV] == "load_data.py"
         assert env[contract.LIVE_LOG_ENV] == "/elyra-sidecar/work/.elyra-sidecar-live/load_data.log"
         assert env["PYTHONUNBUFFERED"] == "1"

@@ -316,7 +316,8 @@ def _image_env_recorder(
     container: dict[str, Any] = {"name": contract.LIVE_ENV_CONTAINER, "image": main["image"]}
     if "imagePullPolicy" in main:
         container["imagePullPolicy"] = main["imagePullPolicy"]
-    container["command"] = ["sh", "-c", _RECORD_PYTHONPATH, contract.LIVE_ENV_CONTAINER, record]
+    container["command"] = ["sh", "-c", _RECORD_PYTHONPATH, contract.LIVE_ENV_CONTAINER]
+    container["args"] = [record]
     if main.get("envFrom"):
         container["envFrom"] = copy_tree(main["envFrom"])
     container["resources"] = copy_tree(config.sidecar.resources)
