@@ -275,7 +275,9 @@ class TestImagePythonpath:
         setup, recorder = containers
         assert setup["name"] == "elyra-live-setup" and recorder["name"] == "elyra-live-env"
         assert recorder["image"] == main["image"] and main["command"] == ["sh", "-c", "true"]
-        subprocess.run(recorder["command"] + recorder["args"], env={"PATH": os.environ["PATH"], **image_env}, check=True)
+        subprocess.run(
+            recorder["command"] + recorder["args"], env={"PATH": os.environ["PATH"], **image_env}, check=True
+        )
         return {e["name"]: e["value"] for e in main["env"]}
 
     @pytest.fixture
