@@ -261,11 +261,18 @@ class TestAdmitPod:
         """Python, Elyra 4.1: init container after kfp-launcher, PYTHONPATH; elyra-log follows live file."""
         _, _, result = admitted(name)
         inits = [c["name"] for c in result["spec"]["initContainers"]]
-        assert inits[-2:] == ["kfp-launcher", "elyra-live-setup"]
+        assert inits[-3:] == ["kfp-launcher", "elyra-live-setup", contract.LIVE_ENV_CONTAINER]
         live = container(result, "elyra-live-setup", "initContainers")
         assert live["command"] == ["elyra-sidecar", contract.INSTALL_LIVE_COMMAND]
-        env = {e["name"]: e.get("value") for e in container(result, "main")["env"]}
+        main = container(result, "main")
+        # The image's own PYTHONPATH is recorded by main's image and put back by the hook.
+        recorder = container(result, contract.LIVE_ENV_CONTAINER, "initContainers")
+        assert recorder["image"] == main["image"]
+        assert recorder["securityContext"]["readOnlyRootFilesystem"] is True
+        assert recorder["securityContext"]["runAsNonRoot"] is True
+        env = {e["name"]: e.get("value") for e in main["env"]}
         assert env["PYTHONPATH"] == "/elyra-sidecar/work/.elyra-sidecar-live"
+        assert env[contract.LIVE_IMAGE_PYTHONPATH_ENV] == recorder["args"][-1]
         assert env[contract.LIVE_SCRIPT_ENV] == "load_data.py"
         assert env[contract.LIVE_LOG_ENV] == "/elyra-sidecar/work/.elyra-sidecar-live/load_data.log"
         assert env["PYTHONUNBUFFERED"] == "1"
@@ -668,6 +675,8 @@ def _as_workflow(pod):
             "args": argv[2:],
             "env": copy.deepcopy(main["env"]),
             "volumeMounts": copy.deepcopy(main.get("volumeMounts", [])),
+            # What the image-PYTHONPATH recorder (elyra-live-env) takes of main's besides its image.
+            **{key: copy.deepcopy(main[key]) for key in ("imagePullPolicy", "envFrom") if key in main},
         },
     }
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"templates": [template]}}
@@ -721,7 +730,8 @@ class TestSameAsWorkflowMode:
         assert {v["name"]: v for v in after["spec"]["volumes"]}[config.work_dir.volume_name] == node[
             "volumes"
         ][0]
-        ours = [c for c in after["spec"]["initContainers"] if c["name"] == config.live.init_container_name]
+        names = {config.live.init_container_name, contract.LIVE_ENV_CONTAINER}
+        ours = [c for c in after["spec"]["initContainers"] if c["name"] in names]
         assert ours == node.get("initContainers", [])
         side = container(after, config.sidecar.name)
         [v1_side] = node["sidecars"]

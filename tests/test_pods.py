@@ -215,6 +215,21 @@ class TestPodElyra400:
         assert r.sidecar_rcs == {"elyra-log": 0}
 
 
+class TestPodImagePythonpath:
+    """A runtime image with its own `ENV PYTHONPATH=/opt/company-lib`: the live hook's PYTHONPATH entry in
+    main replaces the image's (Kubernetes semantics); elyra-live-env records the image's value in main's
+    image and the hook puts it back, so the image's module still imports and the lines are still live."""
+
+    @pytest.mark.parametrize("fixture", ["elyra-3.15.0-three-node.yaml", "elyra-4.0.0-three-node.yaml"])
+    def test_the_images_module_imports_and_lines_are_live(self, s3, cleanup, fixture):
+        script = b"import companylib  # only on the image's own PYTHONPATH\n" + SCRIPT
+        r = _run(fixture, script, s3=s3, cleanup=cleanup, runtime=pods.runtime_image_with_pythonpath())
+        assert r.main_rc == 0, _main_log(r)
+        assert "ModuleNotFoundError" not in _main_log(r)
+        assert r.logs["elyra-log"].stdout == EXPECTED
+        _in_main_log(r, "progress 1/3", "progress 3/3", 2.0)
+
+
 class TestPodElyra313:
     """Elyra 3.13.0: one `&&` chain that `cd`s into jupyter-work-dir, on a Python 3.9 stand-in image."""
 

@@ -79,6 +79,7 @@ class TestRewrite:
             # The Elyra 4.0 Python node also gets the live-output entries; notebook and R nodes do not.
             live = [
                 "PYTHONPATH",
+                "ELYRA_SIDECAR_LIVE_IMAGE_PYTHONPATH",
                 "ELYRA_SIDECAR_LIVE_SCRIPT",
                 "ELYRA_SIDECAR_LIVE_LOG",
                 "ELYRA_SIDECAR_LIVE_MAIN",
@@ -496,7 +497,11 @@ class TestLiveMode:
             config_from_mapping({"live": {"main_log": False}}),
         )
         node = _templates(out.workflow)["run-a-file"]
-        assert _live_env(node) == ["ELYRA_SIDECAR_LIVE_SCRIPT", "ELYRA_SIDECAR_LIVE_LOG"]
+        assert _live_env(node) == [
+            "ELYRA_SIDECAR_LIVE_IMAGE_PYTHONPATH",
+            "ELYRA_SIDECAR_LIVE_SCRIPT",
+            "ELYRA_SIDECAR_LIVE_LOG",
+        ]
 
     def test_main_log_only_on_3x_the_sidecar_follows_the_real_log(self):
         """3.15, the hook for main's log only: the sidecar and the artifact keep the bootstrapper's log."""
@@ -512,10 +517,14 @@ class TestLiveMode:
         node = _templates(transform(load_fixture(FIXTURES / "elyra-3.13.0-three-node.yaml")).workflow)[
             "run-a-file"
         ]
-        (init,) = node["initContainers"]
+        init, recorder = node["initContainers"]
         assert init["args"] == ["--dest", "/elyra-sidecar/work/.elyra-sidecar-live"]
+        assert recorder["name"] == "elyra-live-env"
         env = {e["name"]: e.get("value") for e in node["container"]["env"]}
         assert env["PYTHONPATH"] == "/elyra-sidecar/work/.elyra-sidecar-live"
+        assert env["ELYRA_SIDECAR_LIVE_IMAGE_PYTHONPATH"] == (
+            "/elyra-sidecar/work/.elyra-sidecar-live/image-pythonpath"
+        )
 
     def test_crio_pythonpath_is_kept_after_ours(self):
         """CRI-O mode sets PYTHONPATH for --user-volume-path installs: kept, after the live directory."""

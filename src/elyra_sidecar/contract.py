@@ -30,6 +30,8 @@ __all__ = [
     "CREDENTIAL_ENV",
     "INSTALL_LIVE_COMMAND",
     "LINK_OUTPUTS_COMMAND",
+    "LIVE_ENV_CONTAINER",
+    "LIVE_IMAGE_PYTHONPATH_ENV",
     "LIVE_LOG_ENV",
     "LIVE_MAIN_ENV",
     "LIVE_SCRIPT_ENV",
@@ -105,6 +107,12 @@ WEB_IDENTITY_OPTIONAL_ENV: Final = (
 LIVE_SCRIPT_ENV: Final = "ELYRA_SIDECAR_LIVE_SCRIPT"
 LIVE_LOG_ENV: Final = "ELYRA_SIDECAR_LIVE_LOG"
 LIVE_MAIN_ENV: Final = "ELYRA_SIDECAR_LIVE_MAIN"
+#: Where an init container running main's own image recorded the image's PYTHONPATH (`set:<value>` or
+#: `unset`): the hook puts it back after its own directory, since main's env entry replaces the image's.
+LIVE_IMAGE_PYTHONPATH_ENV: Final = "ELYRA_SIDECAR_LIVE_IMAGE_PYTHONPATH"
+#: That init container (main's image, `sh` builtins only), and the file it writes in the live directory.
+LIVE_ENV_CONTAINER: Final = "elyra-live-env"
+LIVE_IMAGE_PYTHONPATH_FILE: Final = "image-pythonpath"
 
 #: Opt-in/opt-out per Workflow, template or Pod: "true" / "false".
 ANNOTATION_INJECT: Final = "elyra-sidecar/inject"

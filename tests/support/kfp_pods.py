@@ -121,8 +121,10 @@ def podman_pod(
     """The mutated Pod as podman plays it: images substituted, the emptyDir emulation, host network."""
     manifest = copy.deepcopy(dict(pod))
     spec = manifest["spec"]
+    main_image = next(c["image"] for c in spec["containers"] if c["name"] == "main")
     for ctr in [*spec.get("initContainers", []), *spec["containers"]]:
-        if ctr["name"] in STANDIN_CONTAINERS:
+        # The live hook's elyra-live-env runs main's own image: the step stand-in too.
+        if ctr["name"] in STANDIN_CONTAINERS or ctr["image"] == main_image:
             ctr["image"] = step
         elif ctr["image"] == sidecar_ref:
             ctr["image"] = SIDECAR_IMAGE

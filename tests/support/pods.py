@@ -236,6 +236,28 @@ def runtime_image(suite: str = "bookworm", *, with_r: bool = False) -> str:
     return tag
 
 
+IMAGE_PYTHONPATH_CONTAINERFILE = """\
+# STAND-IN for a company runtime image that ships its own library on `ENV PYTHONPATH`. Test use only.
+FROM {base}
+COPY companylib.py /opt/company-lib/companylib.py
+ENV PYTHONPATH=/opt/company-lib
+"""
+COMPANYLIB = b'GREETING = "companylib from the image"\n'
+
+
+@functools.cache
+def runtime_image_with_pythonpath() -> str:
+    """The runtime stand-in plus `ENV PYTHONPATH=/opt/company-lib` holding `companylib.py`."""
+    base = runtime_image("bookworm")
+    tag = "localhost/elyra-sidecar-standin/elyra-runtime:bookworm-pythonpath"
+    with _Lock(PODS_CACHE / "runtime-pythonpath.lock"), tempfile.TemporaryDirectory() as tmp:
+        context = Path(tmp)
+        (context / "Containerfile").write_text(IMAGE_PYTHONPATH_CONTAINERFILE.format(base=base))
+        (context / "companylib.py").write_bytes(COMPANYLIB)
+        build(context / "Containerfile", tag, context)
+    return tag
+
+
 _PARAM = re.compile(r"\{\{\s*([a-zA-Z0-9_.-]+)\s*\}\}")
 
 
@@ -319,7 +341,12 @@ def pod_manifest(
     inits = []
     for spec in template.get("initContainers") or []:
         init = copy.deepcopy(spec)
-        init["image"] = image_of(init)
+        # An init container in main's own image (the live hook's elyra-live-env) runs the runtime stand-in.
+        if init.get("image") == template["container"].get("image"):
+            init["image"] = runtime
+            init.pop("imagePullPolicy", None)  # a local image, as main's
+        else:
+            init["image"] = image_of(init)
         inits.append(init)
     empty_dirs = [v["name"] for v in template.get("volumes") or [] if "emptyDir" in v]
     if empty_dirs:
@@ -469,11 +496,14 @@ def run_pod(
     sidecar_ref: str = Config().sidecar.image,  # what the transformer writes by default
     suite: str = "bookworm",
     with_r: bool = False,
+    runtime: str | None = None,
     kill_main_after: bytes | None = None,
     echo: Callable[[bytes], None] | None = None,
     timeout: float = 300.0,
 ) -> PodResult:
-    """Play the step's Pod with podman, then Argo's part; the pod is removed, its outputs kept in out_dir."""
+    """Play the step's Pod with podman, then Argo's part; the pod is removed, its outputs kept in out_dir.
+
+    `runtime`: another image for main (and init containers in main's image) than the runtime stand-in."""
     values = {f"inputs.parameters.{k}": v for k, v in (parameters or {}).items()}
     for p in (workflow["spec"].get("arguments") or {}).get("parameters") or []:
         values[f"workflow.parameters.{p['name']}"] = str(p.get("value", ""))
@@ -482,7 +512,7 @@ def run_pod(
     values["workflow.uid"] = "pods-0000-uid"
     values["workflow.name"] = "pods"
     sidecar_image()
-    runtime = runtime_image(suite, with_r=with_r)
+    runtime = runtime or runtime_image(suite, with_r=with_r)
     node = upload_inputs(workflow, template_name, s3, files, inputs)
     plan = pod_manifest(
         workflow,

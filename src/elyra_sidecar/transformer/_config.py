@@ -293,6 +293,7 @@ def _validate(config: Config) -> Config:
         "wait",
         "init",
         config.sidecar.name,
+        contract.LIVE_ENV_CONTAINER,
     }:
         raise ConfigError(
             f"live.init_container_name: {config.live.init_container_name!r} is not a free container name"

@@ -145,7 +145,7 @@ def _skip(pod: Mapping[str, Any], node: ElyraNode, config: Config) -> str:
         return f"already instrumented ({contract.ANNOTATION_TRANSFORMED}: {marker})"
     spec = pod["spec"]
     names = {c.get("name") for key in ("containers", "initContainers") for c in spec.get(key) or []}
-    for name in (config.sidecar.name, config.live.init_container_name):
+    for name in (config.sidecar.name, config.live.init_container_name, contract.LIVE_ENV_CONTAINER):
         if name in names:
             return f"the Pod already has a container named {name!r}"
     if any(v.get("name") == config.work_dir.volume_name for v in spec.get("volumes") or []):

@@ -45,6 +45,7 @@ __all__ = [
     "copy_tree",
     "declare_output_artifacts",
     "enable_live_output",
+    "live_hook",
     "mark_transformed",
     "mount_work_dir",
     "set_unbuffered",
@@ -246,6 +247,88 @@ def _wants_live_log(node: ElyraNode, config: Config) -> bool:
     return config.live.mode == "on" or (node.elyra_version is not None and node.elyra_version >= (4, 0, 0))
 
 
+#: Run by the `elyra-live-env` init container in main's image, with the image's environment (and main's
+#: envFrom): records the image's PYTHONPATH, set or not, for the hook. Shell builtins only; never fails
+#: the step. Kubernetes expands `$(NAME)` in commands, and nothing here has that form.
+_RECORD_PYTHONPATH = (
+    'if [ "${PYTHONPATH+set}" = set ]; then printf "set:%s" "$PYTHONPATH" > "$1"; '
+    'else printf unset > "$1"; fi; exit 0'
+)
+
+
+def live_hook(
+    main: dict[str, Any],
+    *,
+    live_dir: str,
+    script: str,
+    live_log: str | None,
+    main_log: bool,
+    mount: dict[str, Any],
+    config: Config,
+) -> list[dict[str, Any]] | str:
+    """The live hook's wiring, for the Workflow transformer and the webhook's Pod mode alike: adds to
+    main's env and returns the init containers to add (in this order), or why it cannot be wired.
+
+    The hook is a `sitecustomize.py` in `live_dir` (installed by `live.init_container_name`, the sidecar
+    image), found through main's PYTHONPATH. Where main's spec sets PYTHONPATH, the hook's directory goes
+    first in it. Where it does not, a new entry would replace the image's own `ENV PYTHONPATH` (Kubernetes
+    gives the container spec the last word, and `$(PYTHONPATH)` sees only the spec's own env), so a
+    second init container, `elyra-live-env`, runs main's own image and records the image's PYTHONPATH
+    into the live directory; the hook puts those entries back on `sys.path` after its own directory and
+    into the environment of child processes. Main's command and args stay untouched."""
+    env = main.setdefault("env", [])
+    existing = next((e for e in env if e.get("name") == "PYTHONPATH"), None)
+    if existing is not None and "value" not in existing:
+        return "main's PYTHONPATH comes from a reference, it cannot be extended"
+    if existing is None and not isinstance(main.get("image"), str):
+        return "main names no image, whose own PYTHONPATH would be lost"
+    cfg = config.sidecar
+    containers: list[dict[str, Any]] = [
+        dict(
+            tool_container(
+                config.live.init_container_name,
+                cfg=cfg,
+                command=[cfg.command[0], contract.INSTALL_LIVE_COMMAND],
+                args=["--dest", live_dir],
+                mount=copy_mount(mount),
+            )
+        )
+    ]
+    added: list[EnvVar] = []
+    if existing is not None:
+        existing["value"] = f"{live_dir}:{existing['value']}" if existing["value"] else live_dir
+    else:
+        record = posixpath.join(live_dir, contract.LIVE_IMAGE_PYTHONPATH_FILE)
+        added.append({"name": "PYTHONPATH", "value": live_dir})
+        added.append({"name": contract.LIVE_IMAGE_PYTHONPATH_ENV, "value": record})
+        containers.append(_image_env_recorder(main, record=record, mount=mount, config=config))
+    added.append({"name": LIVE_SCRIPT_ENV, "value": script})
+    if live_log is not None:
+        added.append({"name": LIVE_LOG_ENV, "value": live_log})
+    if main_log:
+        added.append({"name": LIVE_MAIN_ENV, "value": "1"})
+    env += added
+    return containers
+
+
+def _image_env_recorder(
+    main: dict[str, Any], *, record: str, mount: dict[str, Any], config: Config
+) -> dict[str, Any]:
+    """`elyra-live-env`: main's image and pull policy (and envFrom, which sits above the image's env), our
+    resources and restricted security context (non-root, read-only root: it writes only to the volume)."""
+    container: dict[str, Any] = {"name": contract.LIVE_ENV_CONTAINER, "image": main["image"]}
+    if "imagePullPolicy" in main:
+        container["imagePullPolicy"] = main["imagePullPolicy"]
+    container["command"] = ["sh", "-c", _RECORD_PYTHONPATH, contract.LIVE_ENV_CONTAINER]
+    container["args"] = [record]
+    if main.get("envFrom"):
+        container["envFrom"] = copy_tree(main["envFrom"])
+    container["resources"] = copy_tree(config.sidecar.resources)
+    container["securityContext"] = copy_tree(config.sidecar.security_context)
+    container["volumeMounts"] = [copy_mount(mount)]
+    return container
+
+
 def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placement, config: Config) -> Notes:
     """The live hook in a Python node: on Elyra 4.x (which keeps the script's output in memory) a copy in
     a file the sidecar can follow; on every version the script's lines in main's log (the KFP Logs tab)."""
@@ -261,9 +344,11 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
     main = _main(template)
     env = main.setdefault("env", [])
     name = config.live.init_container_name
+    names = _container_names(template)
+    taken = next((n for n in (name, contract.LIVE_ENV_CONTAINER) if n in names), None)
     problem = (
-        f"a container named {name!r} already exists"
-        if name in _container_names(template)
+        f"a container named {taken!r} already exists"
+        if taken is not None
         else "main already sets ELYRA_SIDECAR_LIVE_*"
         if any(e.get("name") in (LIVE_SCRIPT_ENV, LIVE_LOG_ENV, LIVE_MAIN_ENV) for e in env)
         else "the work directory's volume is mounted read-only"
@@ -273,35 +358,23 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
     if problem is not None:
         notes.warnings.append(f"no live output: {problem}")
         return notes
-    existing = next((e for e in env if e.get("name") == "PYTHONPATH"), None)
-    if existing is not None and "value" not in existing:
-        notes.warnings.append("no live output: PYTHONPATH comes from a reference, it cannot be extended")
-        return notes
     # At the volume's root, which exists before main starts. The bootstrapper's directory can be below it
     # (Elyra <= 3.13: jupyter-work-dir): had the init container created it, it would belong to the init
     # container's user, and main, running as another one, could not write there.
     live_dir = posixpath.join(str(place.shared_mount["mountPath"]), config.live.dir_name)
-    added: list[EnvVar] = []
-    if existing is not None:
-        existing["value"] = f"{live_dir}:{existing['value']}" if existing["value"] else live_dir
-    else:
-        added.append({"name": "PYTHONPATH", "value": live_dir})
-    added.append({"name": LIVE_SCRIPT_ENV, "value": posixpath.basename(node.file)})
-    if live_log:
-        added.append({"name": LIVE_LOG_ENV, "value": posixpath.join(live_dir, log_file)})
-    if main_log:
-        added.append({"name": LIVE_MAIN_ENV, "value": "1"})
-    env += added
-    cfg = config.sidecar
-    template.setdefault("initContainers", []).append(
-        tool_container(
-            config.live.init_container_name,
-            cfg=cfg,
-            command=[cfg.command[0], contract.INSTALL_LIVE_COMMAND],
-            args=["--dest", live_dir],
-            mount=copy_mount(place.shared_mount),
-        )
+    wired = live_hook(
+        main,
+        live_dir=live_dir,
+        script=posixpath.basename(node.file),
+        live_log=posixpath.join(live_dir, log_file) if live_log else None,
+        main_log=main_log,
+        mount=place.shared_mount,
+        config=config,
     )
+    if isinstance(wired, str):
+        notes.warnings.append(f"no live output: {wired}")
+        return notes
+    template.setdefault("initContainers", []).extend(wired)
     if live_log:
         place.live_dir = live_dir  # the sidecar follows the live copy, which exists on failure too
     # The init container serves the live copy of the `.log` (4.x, or `live.mode: on`) or, on 2.x-3.x by
@@ -310,7 +383,9 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
     notes.added.append(
         Change(
             "live_output" if live_log else "main_log",
-            f"live output: init container {config.live.init_container_name}, sitecustomize in {live_dir}",
+            f"live output: init container{'s' if len(wired) > 1 else ''} "
+            + ", ".join(str(c["name"]) for c in wired)
+            + f", sitecustomize in {live_dir}",
         )
     )
     if main_log:
