@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -144,3 +145,44 @@ class TestWheel:
         module, tail, version = proc.stdout.decode().split()
         assert module.startswith("sidecar") and tail == "elyra_sidecar.sidecar.tail"
         assert version == _version_from_pyproject()
+
+
+class TestToolsRunFromTheRoot:
+    """bench/, examples/, scripts/ and the fixture generator import the package and tests.support as modules
+    run from the repository root (`python -m bench.x`), never by editing sys.path."""
+
+    TOOLS = (
+        "bench.admission_bench",
+        "bench.admit_instructions",
+        "bench.cli_bench",
+        "bench.image_bench",
+        "bench.sidecar_bench",
+        "bench.transform_bench",
+        "examples.demo",
+        "scripts.gen_chart_schema",
+        "tests.fixtures.kfp-v2.reconstruct",
+    )
+
+    def test_no_sys_path_edits(self):
+        folders = ("bench", "examples", "scripts", "src", "tests")
+        edits = []
+        for folder in folders:
+            for path in sorted((ROOT / folder).rglob("*.py")):
+                for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                    targets = node.targets if isinstance(node, ast.Assign) else []
+                    if isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                        targets = [node.target]
+                    changed = [ast.unparse(t) for t in targets]
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                        changed.append(ast.unparse(node.func.value))
+                    if any(c == "sys.path" or c.startswith("sys.path[") for c in changed):
+                        edits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+        assert edits == []
+
+    def test_every_tool_imports_as_a_module_from_the_root(self):
+        """Each imports in a fresh interpreter started at the root, as `python -m` runs it."""
+        probe = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *self.TOOLS], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]

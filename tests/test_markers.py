@@ -102,5 +102,5 @@ def test_the_scan_finds_an_unmarked_sleep_and_a_wall_clock_bound(tmp_path):
         "test_x.py::test_a": ["3: time.sleep(1)"],
         "test_x.py::TestB::test_b": ["7: assert time.monotonic() - started < 2"],
     }
-    module.write_text("import time, pytest\npytestmark = [pytest.mark.e2e]\ndef test_a():\n    time.sleep(1)\n")
+    module.write_text("import time, pytest\npytestmark = pytest.mark.e2e\ndef test_a():\n    time.sleep(1)\n")
     assert unmarked_real_time_tests([module]) == {}
