@@ -25,7 +25,7 @@ from pathlib import Path
 
 from elyra_sidecar import contract
 
-__all__ = ["find_tail_processes", "is_tail_command", "main"]
+__all__ = ["find_tail_processes", "is_tail_command", "main", "parser"]
 
 _PROC = Path("/proc")
 
@@ -60,18 +60,22 @@ def find_tail_processes(proc: Path = _PROC) -> list[int]:
     return sorted(pid for pid in pids if pid not in (1, own) and is_tail_command(_cmdline(pid, proc)))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         prog="elyra-sidecar stop",
         description="Send a signal to this container's `elyra-sidecar tail` process (Argo's kill command).",
     )
-    parser.add_argument(
+    p.add_argument(
         contract.ARG_STOP_SIGNAL,
         type=int,
         default=int(signal.SIGTERM),
         help="signal number (Argo passes 15, then 9)",
     )
-    args = parser.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     pids = find_tail_processes()
     if not pids:
         sys.stderr.write("Error: no `elyra-sidecar tail` process in this container\n")
