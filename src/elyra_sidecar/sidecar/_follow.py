@@ -1,7 +1,8 @@
 """Follow files in a directory and write their bytes to stdout, losing nothing.
 
-One thread does all reading and writing. Watchdog's inotify observer (or nothing, in polling mode)
-only wakes it; a periodic re-check means a lost or coalesced event costs latency, never data. Every
+One thread does all reading and writing. An inotify descriptor of our own (`_Inotify`, read by the
+follow loop's select(); nothing in polling mode) only wakes it; a periodic re-check means a lost or
+coalesced event costs latency, never data. Every
 wake-up reads each file from its saved offset to EOF, so the output is the file's bytes in order.
 
 The directory is written by the user's script, so everything in it is untrusted. The sidecar only ever
