@@ -81,9 +81,9 @@ ARGO_MAIN_EXIT_CODE_FILE: Final = "/var/run/argo/ctr/main/exitcode"
 #: Credentials the sidecar reads from its environment (the same entries the main container has).
 CREDENTIAL_ENV: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
-#: The live hook (sidecar/live_sitecustomize.py, which runs in the user's image and cannot import this
-#: module, spells the same names): the script's base name, where to write the live copy of its output,
-#: and "1" to also copy it into main's log (the bootstrapper's stdout, the KFP UI's Logs tab).
+#: The live hook (sidecar/live_sitecustomize.py in this package, which runs in the user's image and cannot
+#: import this module, spells the same names): the script's base name, where to write the live copy of its
+#: output, and "1" to also copy it into main's log (the bootstrapper's stdout, the KFP UI's Logs tab).
 LIVE_SCRIPT_ENV: Final = "ELYRA_SIDECAR_LIVE_SCRIPT"
 LIVE_LOG_ENV: Final = "ELYRA_SIDECAR_LIVE_LOG"
 LIVE_MAIN_ENV: Final = "ELYRA_SIDECAR_LIVE_MAIN"
