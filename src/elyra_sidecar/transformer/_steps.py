@@ -114,6 +114,9 @@ class Placement:
     live_dir: str | None = None
     #: (artifact name, path relative to run_dir) declared per Elyra `--outputs` entry.
     output_artifacts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: Pod mode only: main's mount of Argo's executor volume (`/var/run/argo`), where emissary writes main's
+    #: exit code; the sidecar mounts it read-only and stops by itself when that file appears.
+    argo_mount: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -362,6 +365,8 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
         (contract.ARG_SHUTDOWN_DEADLINE, _number(cfg.shutdown_deadline_seconds)),
         (contract.ARG_FORMAT, cfg.log_format),
     ]
+    if place.argo_mount is not None:  # Pod mode: Argo does not know our container, main's exit ends it
+        options.append((contract.ARG_MAIN_EXIT_FILE, contract.ARGO_MAIN_EXIT_CODE_FILE))
     # `--name=value`, never `--name value`: a value starting with `-` (a script named `-x.py` logs to
     # `-x.log`) would otherwise be read as an option and the sidecar would exit 2 at once.
     args = [f"{name}={value}" for name, value in options]
@@ -373,6 +378,8 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
         mount=copy_mount(place.shared_mount, read_only=True),
         env=env if cfg.mirror else None,
     )
+    if place.argo_mount is not None:  # read-only: the sidecar only watches for main's exit-code file
+        sidecar["volumeMounts"].append(copy_mount(place.argo_mount, read_only=True))
     sidecars.append(sidecar)
     mirrored = (
         f", mirrored to s3://{node.cos_bucket}/{object_key(node.cos_directory, log_file)}"
