@@ -36,6 +36,8 @@ __all__ = [
     "SIDECAR_EVENTS",
     "STOP_COMMAND",
     "TAIL_COMMAND",
+    "WEB_IDENTITY_ENV",
+    "WEB_IDENTITY_OPTIONAL_ENV",
     "SidecarEvent",
 ]
 
@@ -80,6 +82,17 @@ ARGO_MAIN_EXIT_CODE_FILE: Final = "/var/run/argo/ctr/main/exitcode"
 
 #: Credentials the sidecar reads from its environment (the same entries the main container has).
 CREDENTIAL_ENV: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+#: IRSA / web identity (what EKS's pod identity webhook sets, and Elyra's COS auth reads when there are no
+#: keys): the role and the projected token's path, both required; the rest tune the STS request.
+#: `AWS_ENDPOINT_URL_STS` (the AWS SDKs' name) points the sidecar at another STS than AWS's.
+WEB_IDENTITY_ENV: Final = ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+WEB_IDENTITY_OPTIONAL_ENV: Final = (
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_STS_REGIONAL_ENDPOINTS",
+    "AWS_ENDPOINT_URL_STS",
+)
 
 #: The live hook (sidecar/live_sitecustomize.py in this package, which runs in the user's image and cannot
 #: import this module, spells the same names): the script's base name, where to write the live copy of its

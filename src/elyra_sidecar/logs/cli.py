@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from elyra_sidecar import contract
+from elyra_sidecar._argtypes import positive_number
 from elyra_sidecar.logs._output import LineSplitter, LogDecoder, Printer, sanitize
 from elyra_sidecar.logs._sources import Kube, LogsError, PodGone, PodNotReady, S3Reader, WatchExpired, connect
 from elyra_sidecar.logs._workflow import (
@@ -92,22 +93,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--s3-ca-bundle", metavar="FILE", help="PEM CAs to trust for an https S3 endpoint")
     p.add_argument(
         "--poll-interval",
-        type=_positive,
+        type=positive_number,
         default=5.0,
         metavar="SECONDS",
         help="with -f: how often to re-read the Workflow (default 5)",
     )
     return p
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
 
 
 class Session:

@@ -8,7 +8,6 @@ lists the same keys (a test keeps the two in step).
 from __future__ import annotations
 
 import dataclasses
-import math
 import posixpath
 import re
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from elyra_sidecar import contract
+from elyra_sidecar._argtypes import MAX_SECONDS
 from elyra_sidecar._version import version
 from elyra_sidecar.transformer._yaml import YamlLimitError, load_documents
 
@@ -211,9 +211,12 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:  # noqa: C901, PLR0911, 
             raise ConfigError(f"{key}: must be true or false, got {value!r}")
         return value
     if tp is float:
-        # NaN compares false with everything, so `<= 0` alone would let `.nan` (and `.inf`) through.
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-            raise ConfigError(f"{key}: must be a finite positive number, got {value!r}")
+        # NaN compares false with everything, so `<= 0` alone would let `.nan` (and `.inf`) through. Every
+        # float setting is seconds, at most what the sidecar's options take (the sidecar exits 2 above).
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_SECONDS:
+            raise ConfigError(
+                f"{key}: must be a finite positive number of at most {MAX_SECONDS} (a week), got {value!r}"
+            )
         return float(value)
     if tp is str:
         if not isinstance(value, str) or not value:

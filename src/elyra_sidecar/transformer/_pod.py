@@ -29,7 +29,7 @@ from elyra_sidecar.transformer._argo import copy_tree
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, read_elyra_node
 from elyra_sidecar.transformer._registry import POD_STEPS, run_node_steps
-from elyra_sidecar.transformer._steps import Change, Placement, _number
+from elyra_sidecar.transformer._steps import Change, Placement, _number, sidecar_credentials
 
 __all__ = [
     "ARGO_VAR_RUN",
@@ -237,10 +237,14 @@ def _pod_warnings(
 ) -> None:
     """What a user of this Pod should know: the log not mirrored, the sidecar stopped late, cut short."""
     side = config.sidecar
-    names = {e.get("name") for e in main.get("env") or []}
-    if side.mirror and not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= names:
+    credentials, credential_mounts = sidecar_credentials(main)
+    names = {e.get("name") for e in credentials}
+    keys = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= names
+    web_identity = set(contract.WEB_IDENTITY_ENV) <= names and bool(credential_mounts)
+    if side.mirror and not keys and not web_identity:
         warnings.append(
-            "main has no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY entries: the log is not mirrored"
+            "main has no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY entries (nor AWS_ROLE_ARN/"
+            "AWS_WEB_IDENTITY_TOKEN_FILE with the token's mount): the log is not mirrored"
         )
     if place.argo_mount is None:
         warnings.append(f"main does not mount {ARGO_VAR_RUN}: {side.name} stops only when Argo signals it")
