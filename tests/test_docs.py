@@ -32,6 +32,7 @@ OPTION_TABLES = {
     contract.TAIL_COMMAND: (DOCS / "sidecar.md", "## Command line"),
     contract.INSTALL_LIVE_COMMAND: (DOCS / "cli.md", "## `elyra-sidecar install-live`"),
     contract.STOP_COMMAND: (DOCS / "cli.md", "## `elyra-sidecar stop`"),
+    "link-outputs": (DOCS / "cli.md", "## `elyra-sidecar link-outputs`"),
 }
 #: The README's inline option lists: (command, the text the list starts with, the text that ends it).
 README_OPTION_LISTS = (
@@ -43,8 +44,9 @@ README_OPTION_LISTS = (
 EXIT_SENTENCES = (
     (README, "transform", "see `docs/parameters.md`), `-q`."),
     (README, "logs", "`docs/logs.md` has the Role."),
-    (DOCS / "logs.md", "logs", "Credentials are\nnever printed."),
 )
+#: Exit-code tables of one command (first column the code): (file, command, the heading of their section).
+EXIT_TABLES = ((DOCS / "logs.md", "logs", "## Options"),)
 
 
 # --- reading the docs ---------------------------------------------------------------------------------
@@ -228,6 +230,14 @@ def test_exit_code_table_equals_the_code(command):
 @pytest.mark.parametrize(("path", "command", "after"), EXIT_SENTENCES)
 def test_exit_code_sentences_equal_the_code(path, command, after):
     assert exit_codes_in(exit_sentence(path, after)) == returned_exit_codes(command)
+
+
+@pytest.mark.parametrize(("path", "command", "heading"), EXIT_TABLES)
+def test_exit_code_tables_equal_the_code(path, command, heading):
+    text = section(path, heading)
+    assert "Exit codes:" in text, f"{path.name} {heading}: no `Exit codes:` table"
+    rows = table_rows(text.split("Exit codes:", 1)[1])
+    assert {int(row[0]) for row in rows} == returned_exit_codes(command)
 
 
 def test_the_code_scan_follows_returned_calls():

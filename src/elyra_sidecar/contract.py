@@ -29,6 +29,7 @@ __all__ = [
     "ARG_UPLOAD_INTERVAL",
     "CREDENTIAL_ENV",
     "INSTALL_LIVE_COMMAND",
+    "LINK_OUTPUTS_COMMAND",
     "LIVE_LOG_ENV",
     "LIVE_MAIN_ENV",
     "LIVE_SCRIPT_ENV",
@@ -49,6 +50,10 @@ SIDECAR_CONTAINER: Final = "elyra-log"
 TAIL_COMMAND: Final = "tail"
 #: `elyra-sidecar install-live --dest DIR`: the init container that places the live hook.
 INSTALL_LIVE_COMMAND: Final = "install-live"
+#: `elyra-sidecar link-outputs --link=PATH --to=TARGET ...`: the init container that places, at each path
+#: where KFP v2's launcher uploads an output artifact from, a symlink to the file in the work dir (Pod
+#: mode, config `artifacts.kfp_v2`). `--link`/`--to` are paired by position.
+LINK_OUTPUTS_COMMAND: Final = "link-outputs"
 #: `elyra-sidecar stop --signal N`: Argo's kill command for the elyra-log container (no shell needed).
 STOP_COMMAND: Final = "stop"
 #: The option of `stop` that takes the signal number (Argo puts `%d` there).

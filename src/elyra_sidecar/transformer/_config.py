@@ -102,6 +102,10 @@ class ArtifactsConfig:
     notebook: bool = True
     outputs: bool = True
     wildcards: Literal["directory", "skip"] = "directory"
+    #: Pod mode (KFP v2): name the log and the outputs above as output artifacts in the launcher's
+    #: `--executor_input`, linked into place by an init container (docs/pod-mode.md). Off until a real
+    #: cluster has shown it: it edits a KFP-internal flag of main's command.
+    kfp_v2: bool = False
 
 
 @dataclass(frozen=True)

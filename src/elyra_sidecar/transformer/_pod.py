@@ -28,6 +28,7 @@ from elyra_sidecar import contract
 from elyra_sidecar.transformer._argo import copy_tree
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, read_elyra_node
+from elyra_sidecar.transformer._kfp_outputs import add_launcher_outputs
 from elyra_sidecar.transformer._registry import POD_STEPS, run_node_steps
 from elyra_sidecar.transformer._steps import Change, Placement, _number, sidecar_credentials
 
@@ -215,6 +216,13 @@ def instrument_pod(pod: Any, node: ElyraNode, config: Config | None = None) -> P
     if not any(c.get("name") == side.name for c in view["sidecars"]):  # pragma: no cover - _refusal
         return PodResult(unchanged, (), tuple(warnings), refused="no sidecar could be added")
     spec["containers"].extend(view["sidecars"])
+    if (
+        place.run_dir is not None
+    ):  # opt-in (artifacts.kfp_v2): the log and outputs as the launcher's artifacts
+        log_dir = place.live_dir or place.run_dir
+        added += add_launcher_outputs(
+            spec, main, node, config, run_dir=place.run_dir, log_dir=log_dir, warnings=warnings
+        )
     for key in absent:
         if not spec[key]:
             del spec[key]
