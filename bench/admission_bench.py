@@ -10,7 +10,7 @@ that rate, whatever the others do). Then 1000
 TLS clients that stall mid-request: the server's memory growth, and how many it still holds after 15 s.
 With --reference, another checkout's server is measured the same way first. Writes
 bench/results/admission.json.
-Run: .venv/bin/python bench/admission_bench.py [--reference /path/to/another/checkout]
+Run: .venv/bin/python -m bench.admission_bench [--reference /path/to/another/checkout]
 """
 
 from __future__ import annotations
@@ -32,15 +32,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import trustme
+
+from bench.transform_bench import review_of, synthetic
+from elyra_sidecar.transformer import config_from_mapping, transform
+from elyra_sidecar.webhook._workers import available_cpus
+from tests.support.procs import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import trustme  # noqa: E402
-
-from bench.transform_bench import review_of, synthetic  # noqa: E402
-from elyra_sidecar.transformer import config_from_mapping, transform  # noqa: E402
-from elyra_sidecar.webhook._workers import available_cpus  # noqa: E402
-from tests.support.procs import free_port  # noqa: E402
 
 NODES, CLIENTS, PER_CLIENT = 50, 20, 25
 STALLED = 1000

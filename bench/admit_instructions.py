@@ -11,13 +11,14 @@ interpreter's start and the imports. Phases:
   loads, shape, transform_new, transform_seen, patch: the parts of admit_seen, for the profile
 With --reference, another checkout (e.g. `git worktree add /tmp/ref <commit>`) is counted the same way.
 Needs `perf` (linux-tools); writes bench/results/admit_instructions.json.
-Run: .venv/bin/python bench/admit_instructions.py [--reference /path/to/another/checkout]
+Run: .venv/bin/python -m bench.admit_instructions [--reference /path/to/another/checkout]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,11 +29,9 @@ PHASES = ("floor", "admit_new", "admit_seen", "loads", "shape", "transform_new",
 FEW, MANY = 2, 22
 
 
-def _child(tree: str, phase: str, repeat: int) -> None:
-    """Set up with `tree`'s code, then run `phase` `repeat` times (what perf counts)."""
-    sys.path.insert(0, tree)
-    if (Path(tree) / "src" / "elyra_sidecar").is_dir():  # the src/ layout; older trees keep it at the top
-        sys.path.insert(0, str(Path(tree) / "src"))
+def _child(phase: str, repeat: int) -> None:
+    """Set up with the tree's code (PYTHONPATH, set by _count), then run `phase` `repeat` times (what perf
+    counts)."""
     from dataclasses import replace
 
     from bench.transform_bench import review_of, synthetic
@@ -79,13 +78,15 @@ def _child(tree: str, phase: str, repeat: int) -> None:
 
 
 def _count(tree: Path, phase: str, repeat: int) -> int:
-    command = [sys.executable, __file__, "--child", str(tree), phase, str(repeat)]
+    command = [sys.executable, __file__, "--child", phase, str(repeat)]
     result = subprocess.run(
         ["perf", "stat", "-x,", "-e", "instructions:u", *command],
         capture_output=True,
         text=True,
         check=True,
         cwd=tree,
+        # That tree's code, not ours: its src/ (older trees keep the package at the top) and its bench/.
+        env={**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree}"},
     )
     for line in result.stderr.splitlines():
         if line.endswith(("instructions:u", "instructions:u,,")) or ",instructions:u" in line:
@@ -100,8 +101,8 @@ def _measure(tree: Path) -> dict[str, dict[str, float]]:
 
 
 def main() -> int:
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        _child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        _child(sys.argv[2], int(sys.argv[3]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--reference", type=Path, help="another checkout, measured the same way first")

@@ -9,7 +9,7 @@ steady) over several repetitions of:
   after           the CLI's path now: the bounded load, the shape check, transform(), the fast dump
   cli             cli.main([file, "-o", out, "-q"]) in process (after, plus reading and writing files)
   and the parts: each loader alone, each dump of the transformed Workflow alone.
-Writes bench/results/cli.json and prints the ratios to the floor. Run: .venv/bin/python bench/cli_bench.py
+Writes bench/results/cli.json and prints the ratios to the floor. Run: .venv/bin/python -m bench.cli_bench
 """
 
 from __future__ import annotations
@@ -21,16 +21,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from bench.transform_bench import median_cpu, synthetic
+from elyra_sidecar.transformer import cli, transform
+from elyra_sidecar.transformer._io import _DUMP_OPTIONS, _Dumper, dump_yaml
+from elyra_sidecar.transformer._shape import check_shape
+from elyra_sidecar.transformer._yaml import load_documents
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import yaml  # noqa: E402
-
-from bench.transform_bench import median_cpu, synthetic  # noqa: E402
-from elyra_sidecar.transformer import cli, transform  # noqa: E402
-from elyra_sidecar.transformer._io import _DUMP_OPTIONS, _Dumper, dump_yaml  # noqa: E402
-from elyra_sidecar.transformer._shape import check_shape  # noqa: E402
-from elyra_sidecar.transformer._yaml import load_documents  # noqa: E402
 
 NODES = 1000
 REPEAT = 5

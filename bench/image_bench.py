@@ -9,7 +9,7 @@ sources. Reported per image:
   start s       median time of importing what `elyra-sidecar tail` and `webhook` run, inside the image with
                 a read-only root filesystem (bytecode that is not in the image is compiled on every start)
 Writes bench/results/image.json and prints a table. Needs root, podman, runc, debootstrap.
-Run: .venv/bin/python bench/image_bench.py [--reference REV] (default d4f532a, before the lean build)
+Run: .venv/bin/python -m bench.image_bench [--reference REV] (default d4f532a, before the lean build)
 """
 
 from __future__ import annotations
@@ -22,14 +22,21 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.support import pods
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from tests.support import pods  # noqa: E402
-
-PROBE = """import subprocess, sys, time
-code = ("import elyra_sidecar.sidecar.tail, elyra_sidecar.webhook.server, minio, watchdog.observers, "
-        "aiohttp.web, prometheus_client, structlog, yaml")
+# What that image's `tail` and `webhook` import: the names of this tree and of older ones (the top-level
+# `sidecar`/`webhook` packages of d4f532a, watchdog), each only where the image has it.
+PROBE = """import importlib.util, subprocess, sys, time
+def present(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+names = ("elyra_sidecar.sidecar.tail", "elyra_sidecar.webhook.server", "sidecar.tail", "webhook.server",
+         "minio", "watchdog.observers", "aiohttp.web", "prometheus_client", "structlog", "yaml")
+code = "import " + ", ".join(n for n in names if present(n))
 samples = []
 for _ in range(7):
     t = time.perf_counter()

@@ -17,7 +17,7 @@ Figures:
   mirror     a log grown to BENCH_MIRROR_MB in 24 steps, 0.3 s apart (upload interval 0.2 s), mirrored
              to a real SeaweedFS through a TCP proxy that counts the bytes the sidecar sends; SIGTERM,
              then the object is checked byte for byte against the file
-Writes bench/results/sidecar.json and prints tables. Run: .venv/bin/python bench/sidecar_bench.py
+Writes bench/results/sidecar.json and prints tables. Run: .venv/bin/python -m bench.sidecar_bench
 """
 
 from __future__ import annotations
@@ -33,11 +33,10 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tests.support.procs import CountingProxy
+from tests.support.s3 import start_s3
 
-from tests.support.procs import CountingProxy  # noqa: E402
-from tests.support.s3 import start_s3  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SIZE_MB = int(os.environ.get("BENCH_CATCHUP_MB", "100"))
 MIRROR_MB = int(os.environ.get("BENCH_MIRROR_MB", "60"))

@@ -12,7 +12,7 @@ and, for the 50-node admission review (issue 14's aim: admit() CPU <= 3x a JSON 
   admit          admit() of the review, if the webhook room is importable
 each for a pipeline not seen before (the node reader's and shell reader's memories cleared every time) and
 for the same pipeline again (every run of a pipeline is a new Workflow CREATE carrying the same scripts).
-Writes bench/results/transform.json and prints tables. Run: .venv/bin/python bench/transform_bench.py
+Writes bench/results/transform.json and prints tables. Run: .venv/bin/python -m bench.transform_bench
 """
 
 from __future__ import annotations
@@ -25,16 +25,15 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
+from elyra_sidecar.transformer import transform
+from elyra_sidecar.transformer._elyra import _scan_script
+from elyra_sidecar.transformer._io import _Loader, dump_yaml
+from elyra_sidecar.transformer._shell import _remembered
+from tests.helpers import ELYRA_FIXTURES, load_fixture
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import yaml  # noqa: E402
-
-from elyra_sidecar.transformer import transform  # noqa: E402
-from elyra_sidecar.transformer._elyra import _scan_script  # noqa: E402
-from elyra_sidecar.transformer._io import _Loader, dump_yaml  # noqa: E402
-from elyra_sidecar.transformer._shell import _remembered  # noqa: E402
-from tests.helpers import ELYRA_FIXTURES, load_fixture  # noqa: E402
 
 SIZES = (10, 50, 100, 1000)
 REVIEW_NODES = 50

@@ -13,16 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
+from elyra_sidecar.transformer import transform
+from elyra_sidecar.transformer.cli import _report_text
+from tests.support import elyra, pods
+from tests.support.runner import run_step
+from tests.support.s3 import start_s3
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import yaml  # noqa: E402
-
-from elyra_sidecar.transformer import transform  # noqa: E402
-from elyra_sidecar.transformer.cli import _report_text  # noqa: E402
-from tests.support import elyra, pods  # noqa: E402
-from tests.support.runner import run_step  # noqa: E402
-from tests.support.s3 import start_s3  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "hello-progress"
 WORKFLOW = EXAMPLE / "hello-progress.elyra-3.15.0.yaml"

@@ -7,14 +7,12 @@ Run after changing values.yaml or the transform config: .venv/bin/python scripts
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from elyra_sidecar.transformer._config import config_json_schema
 
-from elyra_sidecar.transformer._config import config_json_schema  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TARGET = ROOT / "charts" / "elyra-sidecar" / "values.schema.json"
 

@@ -22,6 +22,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(f"shared fixtures not found at {FIXTURES} (set ELYRA_SIDECAR_SHARED)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every end-to-end test runs real scripts in real time (their sleeps, the sidecar's intervals): slow."""
+    for item in items:
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
 # The Elyra fixtures were compiled against http://127.0.0.1:9123; the end-to-end runner executes their
 # commands unchanged, so the S3 server listens exactly there.
 FIXTURE_S3_PORT = 9123

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -238,3 +239,47 @@ class TestComplexityBudget:
             where: noqa for where, noqa in self._exceptions().items() if len(noqa.split(" - ", 1)) < 2
         }
         assert unexplained == {}
+
+
+class TestToolsRunFromTheRoot:
+    """bench/, examples/, scripts/ and the fixture generator import the package and tests.support as modules
+    run from the repository root (`python -m bench.x`), never by editing sys.path."""
+
+    TOOLS = (
+        "bench.admission_bench",
+        "bench.admit_instructions",
+        "bench.cli_bench",
+        "bench.image_bench",
+        "bench.sidecar_bench",
+        "bench.transform_bench",
+        "examples.demo",
+        "scripts.gen_chart_schema",
+        "tests.fixtures.kfp-v2.reconstruct",
+    )
+
+    #: The live hook's job inside the user's image is to put the image's own PYTHONPATH back on sys.path.
+    HOOK = ROOT / "src" / "elyra_sidecar" / "sidecar" / "live_sitecustomize.py"
+
+    def test_no_sys_path_edits(self):
+        folders = ("bench", "examples", "scripts", "src", "tests")
+        edits = []
+        for folder in folders:
+            for path in sorted(p for p in (ROOT / folder).rglob("*.py") if p != self.HOOK):
+                for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                    targets = node.targets if isinstance(node, ast.Assign) else []
+                    if isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                        targets = [node.target]
+                    changed = [ast.unparse(t) for t in targets]
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                        changed.append(ast.unparse(node.func.value))
+                    if any(c == "sys.path" or c.startswith("sys.path[") for c in changed):
+                        edits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+        assert edits == []
+
+    def test_every_tool_imports_as_a_module_from_the_root(self):
+        """Each imports in a fresh interpreter started at the root, as `python -m` runs it."""
+        probe = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *self.TOOLS], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]

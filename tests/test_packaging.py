@@ -21,3 +21,16 @@ class TestDockerfile:
         text = (ROOT / "sidecar" / "Dockerfile").read_text()
         (entry,) = re.findall(r"^ENTRYPOINT\s+(\[.*\])\s*$", text, re.MULTILINE)
         assert entry == '["' + '", "'.join(Config().sidecar.command) + '"]'
+
+
+class TestLicense:
+    def test_the_license_file_is_apache_2_and_packaged(self):
+        """LICENSE holds the Apache License 2.0 that pyproject declares, and the wheel ships it."""
+        import tomllib
+
+        text = (ROOT / "LICENSE").read_text()
+        assert text.split()[:5] == ["Apache", "License", "Version", "2.0,", "January"]
+        assert "END OF TERMS AND CONDITIONS" in text
+        project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+        assert project["license"] == "Apache-2.0"
+        assert project["license-files"] == ["LICENSE"]

@@ -31,6 +31,7 @@ class TestFollowing:
         assert wait_for(lambda: sc.out == b"one\ntwo\n")
         assert sc.terminate()[0] == 0
 
+    @pytest.mark.slow
     def test_directory_created_late(self, tmp_path):
         """Elyra <= 3.13 creates jupyter-work-dir after the sidecar starts: it is found anyway."""
         work = tmp_path / "jupyter-work-dir"
@@ -118,6 +119,7 @@ class TestFollowing:
         assert arrival is not None and arrival - written < 1.0
         sc.terminate()
 
+    @pytest.mark.slow
     def test_final_line_without_newline_at_shutdown(self, tmp_path):
         """With a long idle time, SIGTERM still flushes the unterminated last line."""
         path = tmp_path / "a.log"
@@ -163,6 +165,7 @@ class TestFollowing:
         assert [ln for ln in lines if ln.startswith(b"slow")] == b.read_bytes().splitlines(keepends=True)
         assert len(lines) == 20050
 
+    @pytest.mark.slow
     def test_sigterm_mid_burst_loses_nothing_written_before(self, tmp_path):
         """SIGTERM while a writer is busy: everything in the file at the signal is on stdout."""
         path = tmp_path / "a.log"
@@ -190,6 +193,7 @@ class TestFollowing:
         sc.terminate()
         assert '"mode": "polling"' in sc.err
 
+    @pytest.mark.slow
     def test_file_never_appears_exits_zero(self, tmp_path):
         """A file that never appears is not an error: exit 0 on SIGTERM, quickly."""
         sc = sidecar(tmp_path, "never.log")

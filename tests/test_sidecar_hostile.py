@@ -83,6 +83,7 @@ def mirror_args(server, key, interval="0.2"):
 
 
 class TestOnlyRegularFilesInsideDir:
+    @pytest.mark.slow
     def test_symlink_to_proc_self_environ_leaks_nothing(self, bucket, pod_dir):
         """The log swapped for a symlink to /proc/self/environ: no secret on stdout or in the object."""
         key = "hostile/environ/a.log"
@@ -123,6 +124,7 @@ class TestOnlyRegularFilesInsideDir:
         assert sc.out == b"inside\n"
         assert [e["file"] for e in events(sc.err, "file_refused")] == ["../outside.log"]
 
+    @pytest.mark.slow
     def test_procfs_file_is_not_re_emitted(self):
         """A procfs file (size 0, content on read) comes out once, not again as "truncated" every turn."""
         marker = "elyra-sidecar-procfs-marker"
@@ -146,6 +148,7 @@ class TestOnlyRegularFilesInsideDir:
 
 
 class TestNeverBlocked:
+    @pytest.mark.slow
     def test_fifo_swapped_in_never_blocks_the_open(self, pod_dir):
         """A script swapping the log between a file and a FIFO: SIGTERM still exits 0 within the deadline."""
         swapper = subprocess.Popen(
@@ -167,6 +170,7 @@ class TestNeverBlocked:
         assert rc == 0 and elapsed < 3 + 2
         assert len([e for e in events(sc.err, "file_refused") if e["reason"] == "named pipe"]) == 1
 
+    @pytest.mark.slow
     def test_unread_stdout_still_exits_at_the_deadline(self, pod_dir):
         """stdout nobody reads (the sidecar stuck in write): SIGTERM, exit 0 at --shutdown-deadline."""
         deadline = 3.0
@@ -181,6 +185,7 @@ class TestNeverBlocked:
         (summary,) = events(sc.err, "sidecar_stopped")
         assert summary["deadline_reached"] is True and summary["found"] == ["a.log"]
 
+    @pytest.mark.slow
     def test_broken_stdout_keeps_mirroring(self, bucket, pod_dir):
         """stdout closed by the reader (EPIPE): the object still follows the file to its end."""
         key = "hostile/epipe/a.log"

@@ -41,6 +41,7 @@ def mirrored(server, directory, key, *extra, env=None, endpoint=None):
 
 
 class TestMirror:
+    @pytest.mark.slow
     def test_object_equals_file_during_and_after(self, bucket, tmp_path):
         """While running, the object catches up with the file; after SIGTERM it equals the final file."""
         key = "my/project/run-1/a.log"
@@ -77,6 +78,7 @@ class TestMirror:
         assert all(final.startswith(s) for s in seen)
         assert bucket.get(BUCKET, key) == final
 
+    @pytest.mark.slow
     def test_storage_unreachable_still_exits_zero_in_time(self, tmp_path):
         """No server on the endpoint: stdout is still exact; exit 0 within the shutdown deadline."""
         port = free_port()

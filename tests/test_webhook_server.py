@@ -191,6 +191,7 @@ class TestServer:
         assert wait_for(serves_new, timeout=10)
         assert server.proc.poll() is None
 
+    @pytest.mark.slow
     def test_sigterm_finishes_in_flight_requests(self, server):
         """A request whose body is still arriving at SIGTERM is answered; /readyz turns 503; exit 0."""
         body = json.dumps(
@@ -306,6 +307,7 @@ class TestSlowClients:
     COUNT = 50
     READ_TIMEOUT = 1.0
 
+    @pytest.mark.slow
     def test_half_sent_requests_are_closed_and_memory_stays_bounded(self, tmp_path):
         """50 TLS clients that stall mid-headers or mid-body are closed once webhook.read_timeout_seconds
         has passed since they connected; the server's RSS grows by less than 1 MiB per client meanwhile."""
@@ -336,6 +338,7 @@ class TestSlowClients:
         finally:
             srv.stop()
 
+    @pytest.mark.slow
     def test_keep_alive_idles_but_a_later_request_has_the_read_timeout(self, tmp_path):
         """A keep-alive connection idle for longer than the read timeout still takes its next request; a
         next request that stalls is closed once the read timeout has passed since its first byte."""
@@ -356,6 +359,7 @@ class TestSlowClients:
         finally:
             srv.stop()
 
+    @pytest.mark.slow
     def test_connections_beyond_the_limit_wait_for_a_free_slot(self, tmp_path):
         """With webhook.max_connections open and idle, the next client is served only after the read timeout
         has freed a slot: the server never holds more than the limit."""
@@ -373,6 +377,7 @@ class TestSlowClients:
 
 
 class TestTimeBudget:
+    @pytest.mark.slow
     def test_big_review_leaves_health_checks_responsive(self, tmp_path):
         """While a 1500-node review is transformed, /healthz answers within a quarter of that review's own
         time (the event loop only moves bytes)."""

@@ -101,9 +101,9 @@ WEB_IDENTITY_OPTIONAL_ENV: Final = (
     "AWS_ENDPOINT_URL_STS",
 )
 
-#: The live hook (sidecar/live_sitecustomize.py, which runs in the user's image and cannot import this
-#: module, spells the same names): the script's base name, where to write the live copy of its output,
-#: and "1" to also copy it into main's log (the bootstrapper's stdout, the KFP UI's Logs tab).
+#: The live hook (sidecar/live_sitecustomize.py in this package, which runs in the user's image and cannot
+#: import this module, spells the same names): the script's base name, where to write the live copy of its
+#: output, and "1" to also copy it into main's log (the bootstrapper's stdout, the KFP UI's Logs tab).
 LIVE_SCRIPT_ENV: Final = "ELYRA_SIDECAR_LIVE_SCRIPT"
 LIVE_LOG_ENV: Final = "ELYRA_SIDECAR_LIVE_LOG"
 LIVE_MAIN_ENV: Final = "ELYRA_SIDECAR_LIVE_MAIN"

@@ -1,6 +1,6 @@
 """Diagnostics for the sidecar and the webhook: JSON lines on stderr in a container, console on a TTY.
 
-Few and short events (snake_case facts). Stdlib loggers (minio, urllib3, watchdog) go through the same
+Few and short events (snake_case facts). Stdlib loggers (minio, urllib3) go through the same
 renderer at WARNING and above. Secrets never reach here: callers pass only names and counts.
 
 Two implementations of the same output: the webhook configures structlog (`configure`, `get_logger`);

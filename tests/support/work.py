@@ -40,11 +40,12 @@ def steps(run: Callable[[], object]) -> int:
     def global_(frame: FrameType, event: str, arg: Any) -> Any:
         return local if _PACKAGE in frame.f_code.co_filename else None
 
+    previous = sys.gettrace()  # coverage's tracer in the test command: put back, or it measures no more
     sys.settrace(global_)
     try:
         run()
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
     return count
 
 

@@ -1,9 +1,10 @@
 """The rewrite of one Elyra node, as small named steps.
 
-Each step takes the template it may change (a private deep copy made by `transform`), the node as read
-by `_elyra`, the shared `Placement` and the config, changes only that template, and returns a `Notes`
-(what it added, as typed `Change`s, and warnings). Which steps run, in which order and when, is declared
-once, in `_registry.STEPS`.
+Each step takes the template it may change (made by `transform`: the parts steps write to are its own
+copies, see `_transform._OWN_LISTS`; everything else is shared with the input and must not be written),
+the node as read by `_elyra`, the shared `Placement` and the config, changes only that template, and
+returns a `Notes` (what it added, as typed `Change`s, and warnings). Which steps run, in which order and
+when, is declared once, in `_registry.STEPS`.
 """
 
 from __future__ import annotations
