@@ -14,6 +14,7 @@ import traceback
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, replace
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -123,11 +124,12 @@ def _printable_item(value: str) -> str:
 
 def _printable_node(node: NodeReport) -> NodeReport:
     fields: dict[str, Any] = {}
-    for name, value in vars(node).items():
+    for field in dataclass_fields(node):  # not vars(): compiled (setup.py), a NodeReport has no __dict__
+        value = getattr(node, field.name)
         if isinstance(value, str):
-            fields[name] = printable(value)
+            fields[field.name] = printable(value)
         elif isinstance(value, tuple):
-            fields[name] = tuple(_printable_item(v) for v in value)
+            fields[field.name] = tuple(_printable_item(v) for v in value)
     return replace(node, **fields)
 
 
