@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import copy
 import functools
@@ -88,3 +89,14 @@ def compiled(module: Any) -> bool:
     if not isinstance(module, types.ModuleType):
         module = sys.modules[module.__module__]
     return str(module.__file__).endswith(".so")
+
+
+def compiled_modules() -> list[str]:
+    """The module names setup.py compiles with mypyc (its COMPILED list, read without running it)."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    (paths,) = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["COMPILED"]
+    ]
+    return [p.removeprefix("src/").removesuffix(".py").replace("/", ".") for p in paths]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib
 import os
 import subprocess
@@ -12,18 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
-
-
-def compiled_modules() -> list[str]:
-    """The module names setup.py compiles (its COMPILED list, read without running it)."""
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    (paths,) = [
-        ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["COMPILED"]
-    ]
-    return [p.removeprefix("src/").removesuffix(".py").replace("/", ".") for p in paths]
+from tests.helpers import ROOT, compiled_modules
 
 
 class TestWhatRuns:
