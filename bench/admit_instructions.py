@@ -28,6 +28,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import trees  # noqa: E402
+
 PHASES = ("floor", "admit_new", "admit_seen", "loads", "shape", "transform_new", "transform_seen", "patch")
 FEW, MANY = 2, 22
 MANY_CACHEGRIND = 7
@@ -133,16 +137,6 @@ def _measure(tree: Path) -> dict[str, dict[str, float]]:
     return {p: {"instructions": round(v), "over_floor": round(v / floor, 2)} for p, v in per_call.items()}
 
 
-def _label(tree: Path) -> str:
-    """A reference's name in the table: the compiled build, or the checkout's commit."""
-    if tree == (ROOT / ".cache" / "compiled").resolve():
-        return "this tree, compiled"
-    done = subprocess.run(
-        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip() or str(tree)
-
-
 def main() -> int:
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
         _child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
@@ -161,8 +155,7 @@ def main() -> int:
             return 1
         COUNTER = "cachegrind"
     print(f"counting with {COUNTER}", file=sys.stderr)
-    runs = {_label(tree): _measure(tree) for tree in references}
-    runs["this tree, pure Python"] = _measure(ROOT)
+    runs = {trees.label(tree): _measure(tree) for tree in [*references, ROOT]}
     out = ROOT / "bench" / "results" / "admit_instructions.json"
     out.write_text(
         json.dumps({"python": sys.version.split()[0], "counter": COUNTER, "runs": runs}, indent=2) + "\n"
