@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support import pods  # noqa: E402
 
 PROBE = """import subprocess, sys, time
-code = ("import elyra_sidecar.sidecar.tail, elyra_sidecar.webhook.server, minio, watchdog.observers, "
+code = ("import elyra_sidecar.sidecar.tail, elyra_sidecar.webhook.server, minio, "
         "aiohttp.web, prometheus_client, structlog, yaml")
 samples = []
 for _ in range(7):
