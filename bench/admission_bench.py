@@ -301,7 +301,11 @@ def main() -> int:
         default=[],
         help="another checkout (e.g. `git worktree add /tmp/ref main`): its server measured first, same way",
     )
-    references = [p.resolve() for p in parser.parse_args().reference]
+    parser.add_argument("--open-loop-seconds", type=float, help="how long each steady rate runs (20)")
+    args = parser.parse_args()
+    references = [p.resolve() for p in args.reference]
+    global OPEN_LOOP_SECONDS  # noqa: PLW0603  # chosen once per run
+    OPEN_LOOP_SECONDS = args.open_loop_seconds or OPEN_LOOP_SECONDS
     review = review_of(synthetic(NODES))
     workflow = review["request"]["object"]  # the opted-in Workflow the review carries
     body = json.dumps(review).encode()
