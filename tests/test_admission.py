@@ -6,6 +6,7 @@ import copy
 import json
 import subprocess
 import sys
+import tracemalloc
 from dataclasses import replace
 
 import jsonpatch
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from elyra_sidecar.transformer import Config, config_from_mapping, transform
-from elyra_sidecar.webhook._admission import admit, admit_body, not_injected
+from elyra_sidecar.webhook._admission import admit, admit_body, not_injected, parsed_size_bound
 from elyra_sidecar.webhook._patch import make_patch, pointer
 from tests.helpers import ARGO_FIXTURES, ELYRA_FIXTURES, FIXTURES, load_fixture, patched
 
@@ -272,3 +273,72 @@ class TestMakePatch:
             pointer(["metadata", "annotations", "elyra-sidecar/transformed", "a~b"])
             == "/metadata/annotations/elyra-sidecar~1transformed/a~0b"
         )
+
+
+#: JSON shapes that take the most memory for their size once parsed, and a few ordinary ones.
+_SHAPES = {
+    "tiny objects": "[" + ",".join(["{}"] * 5000) + "]",
+    "tiny arrays": "[" + ",".join(["[]"] * 5000) + "]",
+    "one-key objects": "[" + ",".join(['{"a":1}'] * 5000) + "]",
+    "nested arrays": "[" * 900 + "]" * 900,
+    "nested objects": '{"a":' * 900 + "1" + "}" * 900,
+    "many keys": "{" + ",".join(f'"k{i}":0' for i in range(5000)) + "}",
+    "short strings": "[" + ",".join(['"ab"'] * 5000) + "]",
+    "escaped wide strings": "[" + ",".join(['"\\ud83d\\ude00"'] * 5000) + "]",
+    "one wide character among ascii": '["\\ud83d\\ude00' + "a" * 50_000 + '"]',
+    "utf-8 wide characters": '["' + "😀" * 5000 + '"]',
+    "numbers": "[" + ",".join(["1234.5", "123456"] * 2500) + "]",
+}
+
+
+class TestParsedSizeBound:
+    @pytest.mark.parametrize("shape", list(_SHAPES))
+    def test_the_bound_covers_what_parsing_takes(self, shape):
+        """`parsed_size_bound` is at least the memory `json.loads` allocates (peak, tracemalloc)."""
+        body = _SHAPES[shape].encode()
+        tracemalloc.start()
+        try:
+            json.loads(body)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert parsed_size_bound(body) >= peak
+
+    def test_a_real_review_is_bounded_near_its_size(self):
+        """A real opted-in review's bound is under 10x its body: a 3 MiB review fits the chart's 40 MiB."""
+        body = json.dumps(
+            review(annotate(load_fixture(FIXTURES / "elyra-4.0.0-three-node.yaml"), "workflow"))
+        )
+        assert parsed_size_bound(body.encode()) < 10 * len(body)
+
+    def test_a_review_over_the_memory_limit_is_not_parsed(self):
+        """Over webhook.max_review_memory_bytes: allowed, no patch, a warning, `too_large`; the uid,
+        namespace and name come from the body's head."""
+        workflow = {
+            "metadata": {"annotations": {"a": "b"}, "generateName": "w-"},
+            "spec": {"x": [{"name": "t"}] * 9},
+        }
+        body = json.dumps(review(workflow, uid="u-1"))
+        config = replace(OPTED_IN, webhook=replace(OPTED_IN.webhook, max_review_memory_bytes=1024))
+        outcome = admit_body(body.encode(), config)
+        assert (outcome.result, outcome.uid, outcome.namespace, outcome.name) == (
+            "too_large",
+            "u-1",
+            "team-a",
+            "w-",
+        )
+        assert outcome.review is not None and "patch" not in outcome.review["response"]
+        assert "too large to read" in outcome.review["response"]["warnings"][0]
+
+    def test_not_injected_reads_only_the_head_of_the_body(self):
+        """The answer built without parsing: the uid from the first 64 kB (as the API server writes it);
+        a uid further in is not looked for (answered 400: failurePolicy applies)."""
+        first = review({"spec": {"x": "y" * 100_000}}, uid="early")
+        outcome = not_injected(json.dumps(first).encode(), result="over_budget", reason="slow")
+        assert outcome.review is not None and outcome.review["response"]["uid"] == "early"
+        late = {
+            "apiVersion": "admission.k8s.io/v1",
+            "request": {"object": {"x": "y" * 100_000}, "uid": "late"},
+        }
+        outcome = not_injected(json.dumps(late).encode(), result="over_budget", reason="slow")
+        assert outcome.review is None and outcome.result == "over_budget"

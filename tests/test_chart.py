@@ -223,7 +223,8 @@ class TestChart:
         limit = int(c["resources"]["limits"]["memory"].removesuffix("Mi")) * mib
         processes = 60 * mib + (config.webhook.workers or 2) * 45 * mib  # server + forkserver, workers
         connections = config.webhook.max_connections * (config.webhook.max_request_bytes + mib * 3 // 10)
-        assert processes + connections < limit
+        reviews = (config.webhook.workers or 2) * config.webhook.max_review_memory_bytes
+        assert processes + connections + reviews < limit
         proc = helm(
             "template",
             "rel",

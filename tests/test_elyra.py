@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import shlex
+from collections.abc import Callable
 
 import pytest
 
+from elyra_sidecar.transformer import _shell
 from elyra_sidecar.transformer._elyra import NodeParseError, _scan_script, read_elyra_node
 from tests.helpers import FIXTURES, load_fixture
+from tests.support import work
 
 # (fixture, template) -> (kind, run dir, log file, outputs, version label)
 EXPECTED = {
@@ -237,3 +242,96 @@ class TestReadElyraNode:
         node = read_elyra_node(template, index)
         assert node is not None and len(node.outputs) == 3000
         assert _scan_script.cache_info().currsize == 0
+
+
+_CALL = "python3 bootstrapper.py --cos-endpoint http://s3 --cos-bucket b --cos-directory d --file a.py"
+
+
+class TestOnlyACallThatRuns:
+    @pytest.mark.parametrize(
+        "script",
+        [
+            f"false && {_CALL}",
+            f"exit 0; {_CALL}",
+            f"bash -n -c '{_CALL}'",
+            f"true || {_CALL}",
+            f"set -n\n{_CALL}",
+        ],
+    )
+    def test_a_call_the_shell_never_runs_is_no_node(self, script):
+        """Mentioned but never run (an and-or list that skips it, `exit` before it, a shell that only reads
+        it): an error saying so, in the Workflow mode as in the Pod mode (one reader)."""
+        template = {"name": "t", "container": {"command": ["sh", "-c"], "args": [script]}}
+        with pytest.raises(
+            NodeParseError, match=r"^spec\.templates\[0\]\.container\.args: .* call never runs"
+        ):
+            read_elyra_node(template, 0)
+
+    @pytest.mark.parametrize(
+        "script",
+        [f"true && {_CALL}", f"false || {_CALL}", f"mkdir -p w && cd w && {_CALL}", f"a || exit 1; {_CALL}"],
+    )
+    def test_a_call_that_runs_or_may_is_read(self, script):
+        template = {"name": "t", "container": {"command": ["sh", "-c"], "args": [script]}}
+        node = read_elyra_node(template, 0)
+        assert node is not None and node.file == "a.py"
+
+
+_LINEAR_CALL = (
+    "python3 bootstrapper.py --cos-endpoint http://s3 --cos-bucket b --cos-directory d --file x.py "
+)
+
+
+def _nested(script: str, depth: int = 3) -> str:
+    """`script` run by `depth` more shells, each `sh -c '<the one inside>'`."""
+    for _ in range(depth):
+        script = f"sh -c {shlex.quote(script)}"
+    return script
+
+
+def _node_reading(script: str) -> Callable[[], object]:
+    template = {"name": "t", "container": {"command": ["sh", "-c"], "args": [script]}}
+
+    def run() -> object:
+        _scan_script.cache_clear()
+        _shell._remembered.cache_clear()
+        with contextlib.suppress(NodeParseError):
+            return read_elyra_node(template, 0)
+        return None
+
+    return run
+
+
+#: Hostile node scripts by their size n (each about 5n-20n characters).
+_HOSTILE_NODES: dict[str, Callable[[int], Callable[[], object]]] = {
+    "an option repeated": lambda n: _node_reading(_LINEAR_CALL + "--outputs o " * n),
+    "abbreviated long options": lambda n: _node_reading(_LINEAR_CALL + "--out=o --cos-b=b " * n),
+    "short options with their values attached": lambda n: _node_reading(_LINEAR_CALL + "-oo -bb " * n),
+    "a long option word": lambda n: _node_reading(_LINEAR_CALL + "--" + "o" * (8 * n)),
+    "an ambiguous option last": lambda n: _node_reading(_LINEAR_CALL + "-o o " * n + "--cos"),
+    "a value of many $": lambda n: _node_reading(_LINEAR_CALL + '--outputs "' + "$x" * n + '"'),
+    "a child shell with many filled-in values": lambda n: _node_reading(
+        'sh -c "' + _LINEAR_CALL + "--outputs $o " * n + '"'
+    ),
+    "child shells nested four deep": lambda n: _node_reading(
+        _nested('sh -c "' + _LINEAR_CALL + "--outputs $o " * n + '"')
+    ),
+    "many child shells without the call": lambda n: _node_reading(
+        "sh -c 'echo bootstrapper.py $x' && " * n + _LINEAR_CALL
+    ),
+    "many skipped commands": lambda n: _node_reading("false && echo bootstrapper.py\n" * n + _LINEAR_CALL),
+    "many set commands": lambda n: _node_reading("set -e -u -o pipefail\n" * n + _LINEAR_CALL),
+    "many cd, each one deeper": lambda n: _node_reading("cd a && " * (4 * n) + _LINEAR_CALL),
+    "many cd and curl": lambda n: _node_reading(
+        "cd a && curl -O http://h/v4.0.0/bootstrapper.py && " * n + _LINEAR_CALL
+    ),
+}
+
+
+class TestLinearNodeReading:
+    @pytest.mark.parametrize("shape", list(_HOSTILE_NODES))
+    def test_the_work_grows_linearly_with_the_script(self, shape):
+        """8 times the node's script costs at most ~8 times the work of reading it, whatever its shape
+        (the options reader included: every word is classified once, against a fixed table)."""
+        grown = work.growth(_HOSTILE_NODES[shape], 1_000)
+        assert grown.is_linear(), grown

@@ -1,9 +1,11 @@
 """Structural mutations of the real fixtures through the real `transform` entry point, in process (issue 10).
 
 Fields anywhere in a fixture are set to null, a string, a number, a list or a mapping, a few at a time, and
-the result is run through `cli.main` with the options that reach the most code. Whatever the input, the
-command answers: exit 0 with the Workflow written and every main container's command and args as they
-were, or exit 1 with one `Error:` line and nothing written. Derandomized and bounded, so CI is repeatable.
+the result is run through `cli.main` with the options that reach the most code, and through the library's
+`transform()` alone (what the README offers). Whatever the input, the command answers: exit 0 with the
+Workflow written and every main container's command and args as they were, or exit 1 with one `Error:`
+line and nothing written; the library returns a result or raises WorkflowError/NodeParseError with a
+one-line message, never a TypeError or AttributeError. Derandomized and bounded, so CI is repeatable.
 """
 
 from __future__ import annotations
@@ -12,11 +14,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from elyra_sidecar.transformer import cli
+from elyra_sidecar.transformer import (
+    NodeParseError,
+    TransformResult,
+    WorkflowError,
+    cli,
+    config_from_mapping,
+    transform,
+)
 from tests.helpers import ARGO_FIXTURES, load_fixture
 
 _FIXTURES = [load_fixture(p) for p in ARGO_FIXTURES]
@@ -111,3 +121,49 @@ class TestFuzzedWorkflows:
                 return
             written = yaml.safe_load(out.read_bytes())
             assert _commands(written) == _commands(document)
+
+
+_LIBRARY_CONFIGS = [
+    config_from_mapping({}),
+    config_from_mapping({"strict": True, "selection": {"only_annotated": True}}),
+    config_from_mapping({"lineage": {"enabled": True}, "parameters": {"promote_env": ["all"]}}),
+]
+
+
+def _call(document: Any, config: Any) -> TransformResult | str:
+    """`transform()`'s result, or the message of the error it raised (any other exception escapes)."""
+    try:
+        return transform(document, config)
+    except (WorkflowError, NodeParseError) as exc:
+        return str(exc)
+
+
+class TestFuzzedLibraryCalls:
+    @settings(max_examples=100, derandomize=True, deadline=None, database=None)
+    @given(document=mutated(), config=st.sampled_from(_LIBRARY_CONFIGS))
+    def test_transform_alone_answers_in_one_line(self, document, config):
+        """`transform(workflow)` as the README shows it, with no CLI around it: a result with main's
+        command and args as they were, or a WorkflowError/NodeParseError in one line, nothing else."""
+        before = yaml.safe_dump(document)
+        outcome = _call(document, config)
+        if isinstance(outcome, TransformResult):
+            assert _commands(outcome.workflow) == _commands(document)
+        else:
+            assert outcome and "\n" not in outcome
+        assert yaml.safe_dump(document) == before  # the input is never mutated
+
+    def test_empty_and_wrong_typed_env(self):
+        """The two shapes the README's library call once crashed on: `env: null` reads as absent (the
+        template is rewritten, and given back as it was where nothing changed), `env: "x"` is an error
+        naming the place."""
+        document = load_fixture(ARGO_FIXTURES[0])
+        templates = document["spec"]["templates"]
+        index = next(i for i, t in enumerate(templates) if "bootstrapper.py" in str(t.get("container")))
+        templates[index]["container"]["env"] = None
+        result = transform(document)
+        assert result.changed
+        templates[index]["container"]["env"] = "x"
+        with pytest.raises(
+            WorkflowError, match=rf"templates\[{index}\]\.container\.env: must be a list, got str"
+        ):
+            transform(document)

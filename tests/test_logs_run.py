@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import re
 import signal
@@ -101,6 +102,16 @@ def workflow(endpoint: str, *, golden: str = "elyra-4.0.0-three-node.default.yam
         "nodes": {WF: {"id": WF, "name": WF, "displayName": WF, "type": "DAG", "phase": "Running"}},
     }
     return wf
+
+
+def kfp_store(cluster: Cluster, endpoint: str) -> None:
+    """The KFP installation's object store, as KFP v1's manifests record it: the `artifactRepository` of
+    Argo's `workflow-controller-configmap` in the `kubeflow` namespace (no scheme; `insecure` for http)."""
+    scheme, _, hostport = endpoint.partition("://")
+    repository = {"s3": {"endpoint": hostport, "bucket": BUCKET, "insecure": scheme == "http"}}
+    cluster.put_configmap(
+        "kubeflow", "workflow-controller-configmap", {"artifactRepository": yaml.safe_dump(repository)}
+    )
 
 
 class Run:
@@ -268,11 +279,17 @@ def run_logs(standin: StandIn, *args: str, env: dict[str, str] | None = None) ->
     return code, logs.out, logs.err
 
 
+def error_of(err: str) -> str:
+    """stderr without the note that says where S3 is read and with which credentials' source."""
+    return "".join(line for line in err.splitlines(keepends=True) if not line.startswith("S3: reading at "))
+
+
 def s3_env() -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
 
 
 def finished_run(standin: StandIn, s3: S3Server) -> Run:
+    kfp_store(standin.cluster, s3.endpoint)
     run = Run(standin.cluster, workflow(s3.endpoint))
     run.start("run-a-file", started="2026-11-22T06:00:01Z")
     run.log("run-a-file", DIAGNOSTIC + b"loading 1\nloading 2\n")
@@ -335,6 +352,7 @@ class TestFinishedRun:
     def test_missing_object_is_a_note_and_an_older_copy_is_flagged(self, standin, s3):
         """Pod gone and no object: a note for that step, exit 0. An object written before its step
         started (another run of the same pipeline wrote the shared key) is printed with a note."""
+        kfp_store(standin.cluster, s3.endpoint)
         run = Run(standin.cluster, workflow(s3.endpoint))
         run.start("run-a-file", pod=False, started="2099-01-01T00:00:00Z")
         run.finish("run-a-file")
@@ -356,6 +374,7 @@ class TestFinishedRun:
         for template in wf["spec"]["templates"]:
             for sidecar in template.get("sidecars") or []:
                 sidecar["env"] = [{"name": "AWS_ACCESS_KEY_ID", "value": "wrong"}]
+        kfp_store(standin.cluster, s3.endpoint)
         run = Run(standin.cluster, wf)
         run.start("run-a-file", pod=False)
         run.finish("run-a-file")
@@ -364,15 +383,46 @@ class TestFinishedRun:
         standin.cluster.put_secret(
             NS, "mlpipeline-minio-artifact", {"accesskey": ACCESS_KEY, "secretkey": SECRET_KEY}
         )
-        code, out, err = run_logs(standin, RUN_ID, "--s3-secret", "mlpipeline-minio-artifact")
+        code, out, err = run_logs(standin, RUN_ID, "--s3-secret", "mlpipeline-minio-artifact", "--insecure")
         assert code == 0, err
         assert out == "[Load data] from s3\n"
         assert ("get", "secrets") in standin.cluster.requests
+        # Which endpoint and which credentials, by source only:
+        assert (
+            f"S3: reading at {s3.endpoint} (KFP's object store, ConfigMap kubeflow/"
+            f"workflow-controller-configmap), credentials: secret {NS}/mlpipeline-minio-artifact keys "
+            "accesskey,secretkey (--s3-secret)\n"
+        ) in err
+        assert SECRET_KEY not in err
+
+    def test_a_cluster_secret_is_not_sent_over_http_without_insecure(self, standin, s3):
+        """Credentials read from a Secret (`--s3-secret`, or a Workflow's secretKeyRef) never go over plain
+        http unless `--insecure` is given: one `Error:` line, exit 1, nothing read."""
+        kfp_store(standin.cluster, s3.endpoint)
+        run = Run(
+            standin.cluster, workflow(s3.endpoint, golden="elyra-4.0.0-three-node-cos-secret.default.yaml")
+        )
+        run.start("run-a-file", pod=False)
+        run.finish("run-a-file")
+        run.end()
+        standin.cluster.put_secret(
+            NS,
+            "mlpipeline-minio-artifact",
+            {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY},
+        )
+        for args in (("--s3-secret", "mlpipeline-minio-artifact"), ()):
+            code, out, err = run_logs(standin, RUN_ID, *args)
+            assert code == 1 and out == "", err
+            assert err.startswith("Error: not sending the credentials of secret ") and err.count("\n") == 1, (
+                err
+            )
+            assert "over plain http" in err and "--insecure" in err
 
 
 def https_only_run(standin: StandIn, s3: S3Server) -> Run:
     """A finished run whose pods are gone and whose sidecars mirrored to the https endpoint."""
     assert s3.https_endpoint
+    kfp_store(standin.cluster, s3.https_endpoint)
     run = Run(standin.cluster, workflow(s3.https_endpoint))
     run.start("run-a-file", pod=False)
     run.finish("run-a-file")
@@ -463,6 +513,7 @@ class TestFollow:
     def test_pod_deleted_mid_follow_continues_from_s3(self, standin, s3):
         """The pod is deleted while followed: the lines not yet shown come from the S3 copy, each line once,
         and stderr says so."""
+        kfp_store(standin.cluster, s3.endpoint)
         run = Run(standin.cluster, workflow(s3.endpoint))
         run.start("run-a-file")
         run.log("run-a-file", b"line 1\nline 2\n")
@@ -551,12 +602,14 @@ class TestFailures:
     def test_s3_unreachable(self, standin):
         """The pod is gone and the S3 endpoint refuses connections: one line naming it, exit 1."""
         dead = f"http://127.0.0.1:{closed_port()}"
+        kfp_store(standin.cluster, dead)
         run = Run(standin.cluster, workflow(dead))
         run.start("run-a-file", pod=False)
         run.finish("run-a-file")
         run.end()
         code, _, err = run_logs(standin, RUN_ID, env=s3_env())
         assert code == 1
+        err = error_of(err)
         assert err.startswith(f"Error: S3 endpoint {dead} is unreachable (") and err.count("\n") == 2 - 1
         assert f"while reading s3://{BUCKET}/{PREFIX}/load_data.log" in err
 
@@ -566,6 +619,7 @@ class TestFailures:
         https_only_run(standin, s3)
         code, out, err = run_logs(standin, RUN_ID, env=s3_env())
         assert code == 1 and out == ""
+        err = error_of(err)
         assert err.startswith(f"Error: S3 endpoint {s3.https_endpoint} ") and err.count("\n") == 1, err
         assert "certificate" in err and "--s3-ca-bundle" in err, err
 
@@ -602,3 +656,311 @@ class TestHostileNames:
         code, out, err = run_logs(standin, RUN_ID)
         assert code == 0, err
         assert out == "[evil\\x1b[2J\\x0a[Report] forged\\u202e] user \x1b[1mbold\x1b[0m\n"
+
+
+class Recorder:
+    """A hostile "S3 endpoint" on another 127.0.0.1 port: it records every request (method, path, headers)
+    and answers 403, so that a credential sent to it would show in `requests`."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        recorder = self
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+                pass
+
+            def do_GET(self) -> None:
+                recorder.requests.append((self.command, self.path, dict(self.headers)))
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_HEAD = do_GET  # noqa: N815 - the base class's naming
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1})
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def recorder() -> Any:
+    rec = Recorder()
+    try:
+        yield rec
+    finally:
+        rec.stop()
+
+
+WORKFLOW_GOLDEN = "elyra-4.0.0-three-node.default.yaml"  # the sidecars' credentials: plain env values
+REF_GOLDEN = "elyra-4.0.0-three-node-cos-secret.default.yaml"  # secretKeyRefs
+
+
+def hostile_run(standin: StandIn, endpoint: str, *, golden: str = WORKFLOW_GOLDEN) -> Run:
+    """A finished run whose pods are gone and whose Workflow names `endpoint` as the sidecars' S3."""
+    run = Run(standin.cluster, workflow(endpoint, golden=golden))
+    run.start("run-a-file", pod=False)
+    run.finish("run-a-file")
+    run.end()
+    return run
+
+
+class TestS3EndpointRule:
+    """S3 credentials go only to an endpoint the user confirmed: `--s3-endpoint`, or KFP's own object store
+    (its workflow-controller-configmap), never to one that only a Workflow names."""
+
+    @pytest.mark.parametrize("creds", ["secret", "env", "workflow"])
+    def test_a_hostile_workflow_endpoint_receives_nothing(self, standin, s3, recorder, creds):
+        """The Workflow points its sidecars at another 127.0.0.1 port (the recorder) while KFP's object store
+        is the real S3 server: one `Error:` line naming both, exit 1; the recorder gets no request at all
+        (so no credential: the Workflow's secretKeyRef Secret, the user's AWS_* env, or the Workflow's own
+        values), and the Secret is not even read."""
+        kfp_store(standin.cluster, s3.endpoint)
+        hostile_run(standin, recorder.endpoint, golden=REF_GOLDEN if creds == "secret" else WORKFLOW_GOLDEN)
+        standin.cluster.put_secret(
+            NS,
+            "mlpipeline-minio-artifact",
+            {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY},
+        )
+        code, out, err = run_logs(standin, RUN_ID, "--insecure", env=s3_env() if creds == "env" else None)
+        assert code == 1 and out == "", err
+        assert err == (
+            f"Error: the Workflow's S3 endpoint {recorder.endpoint} is not KFP's object store {s3.endpoint} "
+            "(ConfigMap kubeflow/workflow-controller-configmap): no credentials sent there; pass "
+            "--s3-endpoint URL, or --trust-workflow-endpoint if you trust this Workflow's author\n"
+        )
+        assert recorder.requests == []
+        assert ("get", "secrets") not in standin.cluster.requests
+
+    def test_no_kfp_config_and_no_option_refuses(self, standin, recorder):
+        """No readable KFP configuration (here: no ConfigMap; a user without rights in `kubeflow` alike) and
+        no `--s3-endpoint`: refused, the recorder untouched."""
+        hostile_run(standin, recorder.endpoint)
+        code, _, err = run_logs(standin, RUN_ID, env=s3_env())
+        assert code == 1
+        assert (
+            err.startswith(
+                "Error: no confirmed S3 endpoint to send credentials to (there is no ConfigMap "
+                "kubeflow/workflow-controller-configmap): pass --s3-endpoint URL"
+            )
+            and err.count("\n") == 1
+        ), err
+        assert recorder.requests == []
+
+    def test_kfp_config_forbidden_refuses_naming_it(self, standin, recorder):
+        """The user may not read KFP's ConfigMap: the refusal says so (and what to pass instead)."""
+        hostile_run(standin, recorder.endpoint)
+        standin.cluster.deny("get", "configmaps")
+        code, _, err = run_logs(standin, RUN_ID, env=s3_env())
+        assert code == 1 and err.count("\n") == 1, err
+        assert "cannot read ConfigMap kubeflow/workflow-controller-configmap: permission denied" in err
+        assert recorder.requests == []
+
+    def test_s3_endpoint_option_reads_there_not_where_the_workflow_says(self, standin, s3, recorder):
+        """`--s3-endpoint` (e.g. a port-forward): the copy is read there; the Workflow's endpoint is never
+        contacted; stderr names the endpoint and the credentials' source (not their values)."""
+        hostile_run(standin, recorder.endpoint)
+        s3.client().put_object(BUCKET, f"{PREFIX}/load_data.log", io.BytesIO(b"real\n"), 5)
+        code, out, err = run_logs(standin, RUN_ID, "--s3-endpoint", s3.endpoint, env=s3_env())
+        assert code == 0, err
+        assert out == "[Load data] real\n"
+        assert (
+            f"S3: reading at {s3.endpoint} (--s3-endpoint), credentials: env AWS_ACCESS_KEY_ID,"
+            "AWS_SECRET_ACCESS_KEY\n"
+        ) in err
+        assert SECRET_KEY not in err
+        assert recorder.requests == []
+
+    def test_trust_workflow_endpoint_is_an_explicit_opt_in(self, standin, recorder):
+        """Only `--trust-workflow-endpoint` sends to the endpoint the Workflow names."""
+        hostile_run(standin, recorder.endpoint)
+        code, _, err = run_logs(standin, RUN_ID, "--trust-workflow-endpoint")
+        assert code == 1 and error_of(err).startswith(f"Error: S3 endpoint {recorder.endpoint} "), err
+        assert recorder.requests
+        assert "S3: reading at " + recorder.endpoint + " (the Workflow's, --trust-workflow-endpoint)" in err
+
+    def test_same_host_and_port_as_kfp_is_read(self, standin, s3):
+        """KFP's ConfigMap names `127.0.0.1:PORT` without a scheme (`insecure: true`): a Workflow naming
+        `http://127.0.0.1:PORT` is KFP's store, read with the Workflow's own values."""
+        kfp_store(standin.cluster, s3.endpoint)
+        hostile_run(standin, s3.endpoint)
+        s3.client().put_object(BUCKET, f"{PREFIX}/load_data.log", io.BytesIO(b"kfp\n"), 4)
+        code, out, err = run_logs(standin, RUN_ID)
+        assert code == 0, err
+        assert out == "[Load data] kfp\n"
+        assert "credentials: the Workflow's env values AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY" in err
+
+
+class TestClusterTextEscaped:
+    def test_escapes_in_bucket_key_and_endpoint_never_reach_the_terminal(self, standin):
+        """A Workflow whose sidecar args carry ESC/BEL in the bucket and key, its S3 unreachable: the
+        `Error:` line shows them escaped (raw before: the terminal obeyed them)."""
+        dead = f"http://127.0.0.1:{closed_port()}"
+        wf = workflow(dead)
+        sidecar = wf["spec"]["templates"][0]["sidecars"][0]
+        sidecar["args"] = [
+            a.replace(BUCKET, "elyra\x1b]0;owned\x07bucket").replace("load_data.log", "x\x1b[2J\x1b[H.log")
+            for a in sidecar["args"]
+        ]
+        kfp_store(standin.cluster, dead)
+        run = Run(standin.cluster, wf)
+        run.start("run-a-file", pod=False)
+        run.finish("run-a-file")
+        run.end()
+        code, out, err = run_logs(standin, RUN_ID, env=s3_env())
+        assert code == 1 and out == ""
+        assert "\x1b" not in err and "\x07" not in err and error_of(err).count("\n") == 1, repr(err)
+        assert "s3://elyra\\x1b]0;owned\\x07bucket/" in err and "x\\x1b[2J\\x1b[H.log" in err
+
+    def test_escapes_in_an_endpoint_refused(self, standin, s3):
+        """An endpoint with control characters (not KFP's): the refusal shows it escaped."""
+        kfp_store(standin.cluster, s3.endpoint)
+        hostile_run(standin, "http://127.0.0.1:1\x1b[31m")
+        code, _, err = run_logs(standin, RUN_ID, env=s3_env())
+        assert code == 1 and "\x1b" not in err and err.count("\n") == 1, repr(err)
+
+
+#: Runs `logs` as its only child, counts the bytes it prints, and reports the child's peak RSS (KiB).
+_MEASURE = """
+import json, resource, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+count = 0
+while chunk := child.stdout.read(1 << 16):
+    count += len(chunk)
+err = child.stderr.read().decode(errors="replace")
+code = child.wait()
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"code": code, "out": count, "err": err, "rss_kib": rss}))
+"""
+
+
+def measured_logs(standin: StandIn, *args: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KUBE"))}
+    env.update({"KUBECONFIG": str(standin.kubeconfig), "HOME": str(standin.kubeconfig.parent), **s3_env()})
+    command = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "elyra_sidecar", "logs", *args]
+    done = subprocess.run(command, capture_output=True, env=env, timeout=600, check=True)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+class TestLargeCopy:
+    def test_a_large_s3_copy_is_streamed_in_bounded_memory(self, standin, s3):
+        """A 64 MiB copy in the real S3 server is printed whole, line by line as it arrives: the command's
+        peak RSS grows by less than a quarter of the object over the same run reading a one-line object
+        (read whole before: about 4.5x the object, 400 MB -> 1.8 GB)."""
+        kfp_store(standin.cluster, s3.endpoint)
+        hostile_run(standin, s3.endpoint)
+        key = f"{PREFIX}/load_data.log"
+        small = measure_copy(standin, s3, key, b"one line\n")
+        line = b"%07d " + b"x" * 90 + b"\n"
+        body = b"".join(line % i for i in range((64 << 20) // len(line % 0)))
+        large = measure_copy(standin, s3, key, body)
+        assert large["code"] == 0 and large["out"] == len(body), large["err"]
+        growth = (large["rss_kib"] - small["rss_kib"]) * 1024
+        assert growth < len(body) / 4, (small["rss_kib"], large["rss_kib"], len(body))
+
+
+def measure_copy(standin: StandIn, s3: S3Server, key: str, body: bytes) -> dict[str, Any]:
+    s3.client().put_object(BUCKET, key, io.BytesIO(body), len(body))
+    result = measured_logs(standin, RUN_ID, "--no-prefix")
+    assert result["code"] == 0, result["err"]
+    return result
+
+
+#: Malformed Workflow shapes (fields `logs` reads, given the wrong type): (path, value).
+MALFORMED: list[tuple[tuple[Any, ...], Any]] = [
+    (("spec",), []),
+    (("spec", "templates"), {"a": 1}),
+    (("spec", "templates", 0), "run-a-file"),
+    (("spec", "templates", 0, "name"), ["run-a-file"]),
+    (("spec", "templates", 0, "metadata"), ["x"]),
+    (("spec", "templates", 0, "metadata", "annotations"), ["x"]),
+    (
+        ("spec", "templates", 0, "metadata", "annotations", "pipelines.kubeflow.org/task_display_name"),
+        {"a": 1},
+    ),
+    (("spec", "templates", 0, "metadata", "labels"), "x"),
+    (("spec", "templates", 0, "sidecars"), {"name": "elyra-log"}),
+    (("spec", "templates", 0, "sidecars", 0), "elyra-log"),
+    (("spec", "templates", 0, "sidecars", 0, "args"), "--bucket=x"),
+    (("spec", "templates", 0, "sidecars", 0, "args", 0), {"a": 1}),
+    (("spec", "templates", 0, "sidecars", 0, "command"), {"a": 1}),
+    (("spec", "templates", 0, "sidecars", 0, "env"), {"AWS_ACCESS_KEY_ID": "x"}),
+    (("spec", "templates", 0, "sidecars", 0, "env", 0), "AWS_ACCESS_KEY_ID=x"),
+    (("spec", "templates", 0, "sidecars", 0, "env", 0, "name"), ["AWS_ACCESS_KEY_ID"]),
+    (("spec", "templates", 0, "sidecars", 0, "env", 0, "valueFrom"), ["x"]),
+    (("spec", "templates", 0, "sidecars", 0, "env", 0, "valueFrom", "secretKeyRef"), "x"),
+    (("spec", "templates", 0, "sidecars", 0, "env", 0, "valueFrom", "secretKeyRef", "name"), {"a": 1}),
+    (("metadata", "creationTimestamp"), {"a": 1}),
+    (("metadata", "annotations"), ["x"]),
+    (("status",), ["Running"]),
+    (("status", "phase"), ["Succeeded"]),
+    (("status", "nodes"), ["x"]),
+    (("status", "nodes", "*"), "Pod"),
+    (("status", "nodes", "*", "type"), ["Pod"]),
+    (("status", "nodes", "*", "templateName"), {"a": 1}),
+    (("status", "nodes", "*", "name"), ["x"]),
+    (("status", "nodes", "*", "startedAt"), {"a": 1}),
+    (("status", "nodes", "*", "finishedAt"), [1]),
+    (("status", "nodes", "*", "phase"), {"a": 1}),
+]
+
+
+def _pod_node(nodes: dict[str, Any]) -> str:
+    return next(k for k, v in nodes.items() if isinstance(v, dict) and v.get("type") == "Pod")
+
+
+def _shown(path: tuple[Any, ...], wf: dict[str, Any]) -> str:
+    """The path as the error names it: `spec.templates[0].sidecars[0]`, `status.nodes['id'].type`."""
+    out = ""
+    for i, step in enumerate(path):
+        part = _pod_node(wf["status"]["nodes"]) if step == "*" else step
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif i and path[i - 1] in ("nodes", "annotations", "labels"):  # a mapping of any keys
+            out += f"[{part!r}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _put(wf: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
+    node: Any = wf
+    for i, step in enumerate(path):
+        part = _pod_node(node) if step == "*" else step
+        if i == len(path) - 1:
+            node[part] = value
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            node = node[part]
+
+
+class TestMalformedWorkflow:
+    @pytest.mark.parametrize("case", MALFORMED, ids=lambda x: str(x)[:60])
+    def test_one_error_line_naming_the_field(self, standin, s3, monkeypatch, capfd, case):
+        """Each field `logs` reads, given a wrong type (an author's YAML, or a broken controller): one
+        `Error:` line naming the Workflow and the field's path, exit 1, never a traceback."""
+        from elyra_sidecar.logs.cli import main
+
+        path, value = case
+        run = finished_run(standin, s3)
+        shown = _shown(path, run.wf)
+        _put(run.wf, path, value)
+        standin.cluster.put_workflow(run.wf)
+        for name in [k for k in os.environ if k.startswith(("AWS_", "KUBE"))]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("KUBECONFIG", str(standin.kubeconfig))
+        code = main([RUN_ID, "--poll-interval", POLL])
+        out, err = capfd.readouterr()
+        assert code == 1 and out == "", err
+        assert err.startswith(f"Error: Workflow {WF} is malformed: {shown}: expected "), (shown, err)
+        assert err.count("\n") == 1 and "Traceback" not in err

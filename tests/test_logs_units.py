@@ -3,22 +3,29 @@ prefix sanitising, and where the namespace comes from."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from elyra_sidecar import contract, diagnostics
 from elyra_sidecar.logs import _sources
+from elyra_sidecar.logs._endpoint import EndpointError, kfp_object_store, parse_endpoint
 from elyra_sidecar.logs._output import LineSplitter, LogDecoder, sanitize
 from elyra_sidecar.logs._workflow import (
     S3Location,
     SecretRef,
+    ShapeError,
+    check_workflow,
     elyra_templates,
     is_label_value,
     parse_sidecar_args,
+    parse_time,
     steps_from_nodes,
 )
 from tests.helpers import GOLDEN
@@ -143,6 +150,48 @@ class TestLines:
         assert splitter.feed(b"c\n\nd") == [b"bc", b""]
         assert splitter.tail == b"d"
 
+    def test_splitter_is_linear_in_a_long_line_without_newline(self):
+        """A line without a newline fed in many chunks costs work in proportion to its length, not to its
+        square: the bytes the splitter touches through each chunk (concatenated, scanned, split) are
+        counted; twice the chunks may cost about twice the bytes, never about four times (the old
+        `tail + chunk` copied the whole rest each time: 32/64/96 MB took 7.9/27.9/63 s)."""
+
+        def touched(chunks: int) -> int:
+            counter = [0]
+
+            class Chunk(bytes):  # counts the bytes of every operation done with a chunk
+                def __radd__(self, other: bytes) -> bytes:
+                    counter[0] += len(other) + len(self)
+                    return Chunk(bytes(other) + bytes(self))
+
+                def __add__(self, other: bytes) -> bytes:
+                    counter[0] += len(self) + len(other)
+                    return Chunk(bytes(self) + bytes(other))
+
+                def __contains__(self, item: object) -> bool:
+                    counter[0] += len(self)
+                    return bytes.__contains__(self, item)  # type: ignore[operator]
+
+                def split(self, *args: object, **kwargs: object) -> list[bytes]:  # type: ignore[override]
+                    counter[0] += len(self)
+                    return bytes.split(self, *args, **kwargs)  # type: ignore[arg-type]
+
+                def find(self, *args: object, **kwargs: object) -> int:  # type: ignore[override]
+                    counter[0] += len(self)
+                    return bytes.find(self, *args, **kwargs)  # type: ignore[arg-type]
+
+            splitter = LineSplitter()
+            piece = b"x" * 4096
+            for _ in range(chunks):
+                assert splitter.feed(Chunk(piece)) == []
+            assert splitter.feed(Chunk(b"end\nnext")) == [piece * chunks + b"end"]
+            assert splitter.tail == b"next"
+            return counter[0]
+
+        small, large = touched(500), touched(1000)
+        assert small >= 500 * 4096  # every byte is looked at
+        assert large / small < 2.5, (small, large)
+
 
 class TestSanitize:
     @pytest.mark.parametrize(
@@ -231,3 +280,119 @@ class TestImports:
             "elyra_sidecar.transformer",
         )
         assert not {m for m in loaded if m.startswith(heavy)}
+
+
+def _paths(node: object, path: tuple = ()) -> list[tuple]:
+    """Every path to a value in a Workflow (mapping keys and list indexes)."""
+    found = [path] if path else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _paths(value, (*path, i))
+    return found
+
+
+def _running(name: str) -> dict:
+    """A golden Workflow with a status, as `logs` reads it (nodes for each Elyra template)."""
+    wf = golden(name)
+    wf["metadata"] = {"name": "wf", "creationTimestamp": "2026-11-22T06:00:00Z", "labels": {"a": "b"}}
+    nodes = {
+        f"wf-{i}": {
+            "name": f"wf.{t['name']}",
+            "displayName": t["name"],
+            "type": "Pod",
+            "templateName": t["name"],
+            "phase": "Succeeded",
+            "startedAt": "2026-11-22T06:00:01Z",
+            "finishedAt": "2026-11-22T06:00:09Z",
+        }
+        for i, t in enumerate(wf["spec"]["templates"])
+    }
+    wf["status"] = {"phase": "Succeeded", "nodes": nodes}
+    return wf
+
+
+def _shape_error(wf: dict) -> ShapeError | None:
+    try:
+        check_workflow(wf)
+    except ShapeError as exc:
+        return exc
+    return None
+
+
+_SHAPED = [
+    _running("elyra-4.0.0-three-node.default.yaml"),
+    _running("elyra-4.0.0-three-node-cos-secret.default.yaml"),
+]
+_WRONG = st.sampled_from([[], {}, "x", 0, 1.5, True, [1, "a"], {"a": [1]}, [{}], {"name": {}}])
+
+
+class TestMalformedWorkflowShapes:
+    @settings(max_examples=300, derandomize=True, deadline=None)
+    @given(data=st.data())
+    def test_checked_or_read_without_exception(self, data):
+        """Any value at any path (or several) of a Workflow `logs` reads: either the shape check names the
+        path in a ShapeError, or everything `logs` reads from a Workflow runs without an exception."""
+        wf = copy.deepcopy(data.draw(st.sampled_from(_SHAPED)))
+        for _ in range(data.draw(st.integers(1, 3))):
+            paths = _paths(wf)
+            path = data.draw(st.sampled_from(paths))
+            node = wf
+            for part in path[:-1]:
+                node = node[part]
+            node[path[-1]] = data.draw(_WRONG)
+        refused = _shape_error(wf)
+        if refused is not None:
+            assert refused.path
+            assert str(refused).split(":", 1)[0] == refused.path
+            return
+        templates = elyra_templates(wf)
+        steps = steps_from_nodes(wf, templates)
+        for node in ((wf.get("status") or {}).get("nodes") or {}).values():
+            parse_time(node.get("finishedAt"))
+        str((wf.get("metadata") or {}).get("name") or "")
+        str((wf.get("status") or {}).get("phase") or "")
+        assert all(isinstance(s.display, str) for s in steps)
+
+
+class TestKfpObjectStore:
+    @pytest.mark.parametrize(
+        ("data", "url"),
+        [
+            # KFP 1.x manifests (Argo 2.7+): the artifactRepository key, no scheme, insecure for http.
+            (
+                {"artifactRepository": "s3:\n  endpoint: minio-service.kubeflow:9000\n  insecure: true\n"},
+                "http://minio-service.kubeflow:9000",
+            ),
+            ({"artifactRepository": "s3:\n  endpoint: s3.amazonaws.com\n"}, "https://s3.amazonaws.com"),
+            # Older Argo (KFP 1.0): inside the `config` key.
+            (
+                {
+                    "config": "artifactRepository:\n  s3:\n    endpoint: minio-service.kubeflow:9000\n"
+                    "    insecure: true\n"
+                },
+                "http://minio-service.kubeflow:9000",
+            ),
+            ({"artifactRepository": "s3:\n  endpoint: http://Minio.Example:80\n"}, "http://minio.example"),
+            ({"artifactRepository": "gcs:\n  bucket: b\n"}, None),
+            ({}, None),
+        ],
+    )
+    def test_endpoint_from_the_configmap(self, data, url):
+        found = kfp_object_store(data)
+        assert (found.url if found else None) == url
+
+    def test_same_server_is_host_and_port(self):
+        kfp = parse_endpoint("minio-service.kubeflow:9000")
+        assert kfp.same_server(parse_endpoint("https://minio-service.kubeflow:9000"))
+        assert not kfp.same_server(parse_endpoint("http://minio-service.kubeflow:9001"))
+        assert not kfp.same_server(parse_endpoint("http://evil.example:9000"))
+
+    @pytest.mark.parametrize(
+        "text", ["ftp://h", "http://h:99999", "http://[::1", "http://h/path", "http://u@h"]
+    )
+    def test_bad_endpoints_are_refused(self, text):
+        with pytest.raises(EndpointError):
+            parse_endpoint(text)

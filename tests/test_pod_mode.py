@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import posixpath
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,17 +22,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from elyra_sidecar import contract
-from elyra_sidecar.transformer import Config, config_from_mapping
-from elyra_sidecar.webhook._admission import admit, admit_pod
-from elyra_sidecar.webhook._pod import (
+from elyra_sidecar.transformer import (
     KILL_CMD_ANNOTATION_PREFIX,
     MAIN_EXIT_FILE,
-    POD_MODE_NOTE,
-    PodModeConfig,
+    Config,
+    PodError,
+    config_from_mapping,
+    instrument_pod,
     kill_command,
-    mutate_pod,
-    read_step,
+    transform,
 )
+from elyra_sidecar.webhook._admission import admit, admit_pod
+from elyra_sidecar.webhook._pod import POD_MODE_NOTE, mutate_pod, read_step
 from tests.helpers import patched
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "kfp-v2"
@@ -436,6 +438,64 @@ class TestAdmitPod:
         assert all(w.startswith("elyra-sidecar: ") and len(w) <= 120 for w in warnings)
 
 
+CALL_LINE = 'sh -c "python3 -m pip install'
+
+
+def _with_last_line(pod, change):
+    """`pod` with the line of main's script that runs the bootstrapper (its last) rewritten by `change`."""
+    main = container(pod, "main")
+    script = main["args"][2]
+    start = script.index(CALL_LINE)
+    main["args"][2] = script[:start] + change(script[start:])
+    return pod
+
+
+# Each shape mentions the bootstrapper call, and the shell never runs it.
+NEVER_RUNS = {
+    "false && CALL": lambda line: "false && " + line,
+    "true || CALL": lambda line: "true || " + line,
+    "exit 0; CALL": lambda line: "exit 0; " + line,
+    "exit, then CALL": lambda line: "exit 3\n" + line,
+    "set -n, then CALL": lambda line: "set -n\n" + line,
+    "bash -n -c CALL": lambda line: "bash -n -c " + line.removeprefix("sh -c "),
+    "sh -xn -c CALL": lambda line: "sh -xn -c " + line.removeprefix("sh -c "),
+    "false && CALL, inside": lambda line: line.replace(
+        "python3 bootstrapper.py", "false && python3 bootstrapper.py"
+    ),
+    "exit; CALL, inside": lambda line: line.replace('sh -c "', 'sh -c "exit; ', 1),
+}
+# ... and each of these runs it (or may: a status the text does not tell).
+RUNS = {
+    "true && CALL": lambda line: "true && " + line,
+    "false || CALL": lambda line: "false || " + line,
+    "false; CALL": lambda line: "false; " + line,
+    "exit | cat; CALL": lambda line: "exit | cat; " + line,
+    "test -d x || exit 1; CALL": lambda line: "test -d x || exit 1; " + line,
+    "mkdir x && CALL": lambda line: "mkdir x && " + line,
+    "pip && exit; CALL, inside": lambda line: line.replace(
+        "python3 bootstrapper.py", "exit; python3 bootstrapper.py"
+    ),
+    "bash -x -c CALL": lambda line: "bash -x -c " + line.removeprefix("sh -c "),
+}
+
+
+class TestOnlyWhenTheCallRuns:
+    @pytest.mark.parametrize("shape", list(NEVER_RUNS))
+    def test_a_call_that_never_runs_is_not_instrumented(self, shape):
+        """The bootstrapper call is there but the shell never runs it: no patch, a warning that says so."""
+        pod = _with_last_line(load("pod-2.17-elyra-step"), NEVER_RUNS[shape])
+        outcome = mutate_pod(pod, Config())
+        assert outcome.result == "unchanged" and not outcome.patch, outcome.reason
+        assert "call never runs" in outcome.reason
+        assert any(w.startswith("not injected: spec.containers[1].args:") for w in outcome.warnings)
+
+    @pytest.mark.parametrize("shape", list(RUNS))
+    def test_a_call_that_runs_is_instrumented(self, shape):
+        """The same shapes with a call that runs (or may): instrumented as before."""
+        pod = _with_last_line(load("pod-2.17-elyra-step"), RUNS[shape])
+        assert mutate_pod(pod, Config()).result == "patched"
+
+
 class TestReadStep:
     @pytest.mark.parametrize(
         ("prefix", "found"),
@@ -498,9 +558,9 @@ class TestRestrictedPodSecurity:
 class TestKillCommand:
     def test_derived_from_the_sidecar_command(self):
         """`<command> tail` gives `<command> stop --signal %d`, for any prefix of the tail command."""
-        assert kill_command(Config(), PodModeConfig()) == ["elyra-sidecar", "stop", "--signal", "%d"]
+        assert kill_command(Config()) == ["elyra-sidecar", "stop", "--signal", "%d"]
         config = config_from_mapping({"sidecar": {"command": ["python3", "-m", "elyra_sidecar", "tail"]}})
-        assert kill_command(config, PodModeConfig()) == [
+        assert kill_command(config) == [
             "python3",
             "-m",
             "elyra_sidecar",
@@ -517,13 +577,6 @@ class TestKillCommand:
         result = jsonpatch.apply_patch(pod, outcome.patch)
         assert KILL_CMD_ANNOTATION_PREFIX + "elyra-log" not in result["metadata"]["annotations"]
         assert any("argoexec kill" in w for w in outcome.warnings)
-
-    def test_explicit_kill_command(self):
-        """PodModeConfig.kill_command is used as given."""
-        pod = load("pod-2.17-elyra-step")
-        outcome = mutate_pod(pod, Config(), pod_config=PodModeConfig(kill_command=("/bin/kill", "-%d", "1")))
-        annotations = jsonpatch.apply_patch(pod, outcome.patch)["metadata"]["annotations"]
-        assert json.loads(annotations[KILL_CMD_ANNOTATION_PREFIX + "elyra-log"]) == ["/bin/kill", "-%d", "1"]
 
     def test_sidecar_name_follows_the_config(self):
         """The kill-cmd annotation is keyed by the configured container name."""
@@ -599,3 +652,137 @@ class TestProperties:
         for key in ("image", "command", "args"):
             assert container(result, "main")[key] == main[key]
         assert mutate_pod(result, config, namespace_opted_in=namespace_opted_in).patch == []
+
+
+def _as_workflow(pod):
+    """A Workflow whose one template runs the Pod's Elyra node: main's user command (after the launcher's
+    `--`), env and volume mounts, as Elyra would have compiled it for KFP v1."""
+    main = container(pod, "main")
+    user = main["command"][main["command"].index("--", main["command"].index("/kfp-launcher/launch")) + 1 :]
+    argv = user + main["args"]
+    template = {
+        "name": "run-a-file",
+        "container": {
+            "image": main["image"],
+            "command": argv[:2],
+            "args": argv[2:],
+            "env": copy.deepcopy(main["env"]),
+            "volumeMounts": copy.deepcopy(main.get("volumeMounts", [])),
+        },
+    }
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"templates": [template]}}
+
+
+_SAME_CONFIGS = {
+    "default": {},
+    "live on": {"live": {"mode": "on"}},
+    "live off": {"live": {"mode": "off"}},
+    "no main log": {"live": {"main_log": False}},
+    "no mirror": {"sidecar": {"mirror": False}},
+    "unbuffered off": {"unbuffered": False},
+    "own paths": {"work_dir": {"mount_path": "/w", "size_limit": "1Gi"}, "sidecar": {"name": "script-log"}},
+}
+
+
+class TestSameAsWorkflowMode:
+    @pytest.mark.parametrize("settings", list(_SAME_CONFIGS))
+    @pytest.mark.parametrize(
+        "name", ["pod-2.17-elyra-step", "pod-2.14-elyra-r-step", "pod-2.5-elyra-step-cos-secret"]
+    )
+    def test_same_sidecar_env_and_live_hook(self, name, settings):
+        """One Elyra node, one config: the Pod mode adds what `transform` adds to its Workflow template (the
+        same main env, work dir, live-hook init container and sidecar), plus only what a Pod needs: the
+        sidecar's `--main-exit-file` and its read-only mount of Argo's executor volume."""
+        self._same(load(name), config_from_mapping(_SAME_CONFIGS[settings]))
+
+    @pytest.mark.parametrize("settings", ["default", "live on", "own paths"])
+    def test_same_live_directory_when_the_bootstrapper_runs_below_the_volume(self, settings):
+        """A script that `cd`s into a subdirectory in the bootstrapper's own shell (the Elyra <= 3.13 shape):
+        the live directory is at the work volume's root in both modes (the Workflow mode's rule)."""
+        pod = _with_last_line(
+            load("pod-2.17-elyra-step"),
+            lambda line: line.replace(
+                'sh -c "', 'sh -c "mkdir -p jupyter-work-dir && cd jupyter-work-dir && ', 1
+            ),
+        )
+        config = config_from_mapping(_SAME_CONFIGS[settings])
+        after = self._same(pod, config)
+        side = options(container(after, config.sidecar.name)["args"])
+        assert side[contract.ARG_DIR] == posixpath.join(config.work_dir.mount_path, config.live.dir_name)
+
+    def _same(self, pod, config):
+        outcome = mutate_pod(pod, config, namespace_opted_in=True)
+        assert outcome.result == "patched", outcome.reason
+        after = jsonpatch.apply_patch(pod, outcome.patch)
+        [node] = transform(_as_workflow(pod), config).workflow["spec"]["templates"]
+        main, v1_main = container(after, "main"), node["container"]
+        for key in ("env", "workingDir", "volumeMounts"):
+            assert main.get(key) == v1_main.get(key), key
+        assert {v["name"]: v for v in after["spec"]["volumes"]}[config.work_dir.volume_name] == node[
+            "volumes"
+        ][0]
+        ours = [c for c in after["spec"]["initContainers"] if c["name"] == config.live.init_container_name]
+        assert ours == node.get("initContainers", [])
+        side = container(after, config.sidecar.name)
+        [v1_side] = node["sidecars"]
+        assert side["args"][-1] == f"{contract.ARG_MAIN_EXIT_FILE}={MAIN_EXIT_FILE}"
+        assert side["volumeMounts"][-1] == {
+            "name": "var-run-argo",
+            "mountPath": "/var/run/argo",
+            "readOnly": True,
+        }
+        pod_only = {"args": side["args"][:-1], "volumeMounts": side["volumeMounts"][:-1]}
+        assert {**side, **pod_only} == v1_side
+        annotations = after["metadata"]["annotations"]
+        assert (
+            annotations[contract.ANNOTATION_TRANSFORMED]
+            == node["metadata"]["annotations"][contract.ANNOTATION_TRANSFORMED]
+        )
+        return after
+
+
+class TestInstrumentPod:
+    """The transformer's public Pod-mode function, called as a library (no AdmissionReview around it)."""
+
+    def node(self):
+        node, _ = read_step(container(load("pod-2.17-elyra-step"), "main"), "main")
+        return node
+
+    def test_input_never_mutated_and_typed_changes(self):
+        pod = load("pod-2.17-elyra-step")
+        before = copy.deepcopy(pod)
+        result = instrument_pod(pod, self.node())
+        assert pod == before and result.changed
+        assert [c.kind for c in result.added] == [
+            "work_dir",
+            "unbuffered",
+            "live_output",
+            "main_log",
+            "sidecar",
+            "annotation",
+            "annotation",
+        ]
+        assert result.pod["spec"]["containers"][-1]["name"] == "elyra-log"
+
+    def test_null_metadata_fields_read_as_absent(self):
+        pod = load("pod-2.17-elyra-step")
+        pod["metadata"]["annotations"] = None
+        result = instrument_pod(pod, self.node())
+        assert result.pod["metadata"]["annotations"][contract.ANNOTATION_TRANSFORMED]
+        pod["metadata"] = None
+        assert instrument_pod(pod, self.node()).changed
+
+    @pytest.mark.parametrize(
+        ("change", "place"),
+        [
+            (lambda p: p["spec"].pop("containers"), "spec.containers"),
+            (lambda p: container(p, "main").update(env="x"), r"spec.containers\[1\].env"),
+            (lambda p: p["spec"].update(volumes=[None]), "spec.volumes"),
+            (lambda p: p.update(spec=[]), "not a Pod"),
+        ],
+    )
+    def test_a_wrong_shape_is_one_error_naming_the_place(self, change, place):
+        pod = load("pod-2.17-elyra-step")
+        change(pod)
+        with pytest.raises(PodError, match=place):
+            instrument_pod(pod, self.node())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import SidecarProcess, as_pod_user, shared_dir, wait_for
+from tests.support.procs import SidecarProcess, pod_python, shared_dir, wait_for
 
 BUCKET = "elyra-bucket"
 CANARY = "ELYRA_TEST_CANARY=not-a-real-secret-4f9c2a"
@@ -56,7 +56,7 @@ def pod_sidecar(directory, *names, extra=(), env=None, stdout="read"):
     args = ["--dir", str(directory)]
     for name in names:
         args += ["--file", name]
-    return SidecarProcess(*args, *extra, env=env, prefix=as_pod_user(), stdout=stdout)
+    return SidecarProcess(*args, *extra, env=env, python=pod_python(), stdout=stdout)
 
 
 def events(err: str, name: str) -> list[dict[str, object]]:
@@ -150,8 +150,7 @@ class TestNeverBlocked:
         """A script swapping the log between a file and a FIFO: SIGTERM still exits 0 within the deadline."""
         swapper = subprocess.Popen(
             [
-                *as_pod_user(),
-                sys.executable,
+                *pod_python(),
                 "-c",
                 SWAPPER,
                 str(pod_dir),

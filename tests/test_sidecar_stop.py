@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,8 @@ class TestIsTailCommand:
             ["elyra-sidecar", "tail"],
             ["python3", "-m", "elyra_sidecar", "tail", "--dir", "/w"],
             ["python3", "-m", "elyra_sidecar.sidecar", "--dir", "/w"],
+            ["/usr/bin/python3.12", "-u", "-X", "dev", "/opt/venv/bin/elyra-sidecar", "tail", "--dir", "/w"],
+            ["python3", "-I", "-m", "elyra_sidecar", "tail"],
         ],
     )
     def test_tail_processes(self, argv):
@@ -47,6 +51,23 @@ class TestIsTailCommand:
     )
     def test_other_processes(self, argv):
         """The Pod's pause process, other commands of ours and GNU tail are never signalled."""
+        assert not is_tail_command(argv)
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ["sleep", "1000", "elyra-sidecar", "tail"],
+            ["python3", "-c", "import time; time.sleep(9)", "elyra-sidecar", "tail", "--dir", "/w"],
+            ["sh", "-c", "sleep 9", "/usr/local/bin/elyra-sidecar", "tail"],
+            ["python3", "job.py", "-m", "elyra_sidecar", "tail"],
+            ["python3", "-m", "job", "elyra-sidecar", "tail"],
+            ["/usr/bin/env", "elyra-sidecar", "tail"],
+            ["my-python-tool", "elyra-sidecar", "tail"],
+        ],
+    )
+    def test_our_words_elsewhere_in_the_arguments(self, argv):
+        """A decoy whose arguments contain `elyra-sidecar tail` (a shared process namespace shows every
+        container's processes): only the exact shapes, read from the first word, count."""
         assert not is_tail_command(argv)
 
 
@@ -113,6 +134,50 @@ def _wait_catching(proc: subprocess.Popen[bytes], pid: int) -> None:
     assert proc.poll() is None
 
 
+def _argv(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (a signalled decoy would be one until its parent reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _descendants(pid: int, keep: Callable[[list[str]], bool]) -> Callable[[], list[int]]:
+    """A function listing the live host PIDs below `pid` whose command line `keep` accepts."""
+
+    def below() -> list[int]:
+        found, todo = [], [pid]
+        while todo:
+            current = todo.pop()
+            with contextlib.suppress(OSError):
+                for child in Path(f"/proc/{current}/task/{current}/children").read_text().split():
+                    todo.append(int(child))
+                    if _alive(int(child)) and keep(_argv(int(child))):
+                        found.append(int(child))
+        return sorted(found)
+
+    return below
+
+
+def _peek(proc: subprocess.Popen[bytes]) -> bytes:
+    """What the namespace's PID 1 printed so far (non-blocking)."""
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    with contextlib.suppress(BlockingIOError, TypeError):
+        _PEEKED.setdefault(proc.pid, bytearray()).extend(proc.stdout.read() or b"")
+    return bytes(_PEEKED.get(proc.pid, b""))
+
+
+_PEEKED: dict[int, bytearray] = {}
+
+
 TAIL = [SIDECAR, "tail", "--dir", ".", "--file", "x.log", "--shutdown-deadline", str(DEADLINE)]
 
 
@@ -141,6 +206,31 @@ class TestStopInANamespace:
             assert "to pid 1" not in done.stderr
             assert proc.wait(timeout=DEADLINE + 5) == 0
             assert b"wrapper-still-here" in proc.stdout.read()
+        finally:
+            _end(proc, pid)
+
+    def test_decoys_in_a_shared_process_namespace_are_left_alone(self, tmp_path):
+        """A Pod sharing one process namespace: beside the tail run a process whose arguments hold
+        `elyra-sidecar tail`, and our very tail command in another mount namespace (another container).
+        `stop` signals the tail of its own container only; both decoys live on."""
+        words = f"{sys.executable} -c 'import time; time.sleep(120)' {SIDECAR} tail --dir ."
+        other_container = f"unshare --mount {SIDECAR} tail --dir . --file y.log --shutdown-deadline 60"
+        script = f"{words} & {other_container} & {' '.join(TAIL)}; echo tail-done; wait"
+        proc, pid = _in_namespace(["sh", "-c", script], tmp_path)
+        try:
+            decoys = _descendants(
+                pid, lambda argv: SIDECAR in argv and posixpath.basename(argv[0]) not in ("sh", "unshare")
+            )
+            assert wait_for(lambda: len(decoys()) == 3, timeout=30), decoys()
+            assert wait_for(lambda: all(_handles_sigterm(p) for p in decoys() if "-c" not in _argv(p)), 30)
+            tail = next(p for p in decoys() if "x.log" in _argv(p))
+            done = _exec_stop(pid, "--signal", "15")
+            assert done.returncode == 0, done.stderr
+            assert wait_for(lambda: b"tail-done" in _peek(proc), timeout=DEADLINE + 5)
+            left = decoys()
+            assert tail not in left
+            assert len(left) == 2 and all(_alive(p) for p in left), left
+            assert done.stderr.count("sent signal 15 to pid ") == 1 and "," not in done.stderr, done.stderr
         finally:
             _end(proc, pid)
 

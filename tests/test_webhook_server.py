@@ -5,6 +5,7 @@ Answers, metrics and log events of the HTTP layer are tested in-process in test_
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import signal
@@ -14,20 +15,23 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import trustme
+import yaml
 
 from elyra_sidecar.transformer import Config, transform
-from tests.helpers import ELYRA_FIXTURES, FIXTURES, load_fixture, patched
+from elyra_sidecar.webhook._admission import parsed_size_bound
+from tests.helpers import ELYRA_FIXTURES, FIXTURES, ROOT, load_fixture, patched
 from tests.support.procs import free_port, wait_for
 from tests.test_admission import annotate, review
 
 
 class Server:
-    def __init__(self, tmp: Path, ca: trustme.CA, config: str = "") -> None:
+    def __init__(self, tmp: Path, ca: trustme.CA, config: str = "", *, preamble: str = "") -> None:
         self.tmp = tmp
         self.ca = ca
         self.cert, self.key = tmp / "tls.crt", tmp / "tls.key"
@@ -40,11 +44,17 @@ class Server:
         self.port = free_port()
         self.log = tmp / "webhook.log"
         self._logfile = self.log.open("wb")  # a file, not a pipe: a pipe nobody reads would block the server
+        # `preamble`: Python run in the server process before the command (never in its workers, which
+        # start from a fresh interpreter, the forkserver).
+        start = (
+            ["-c", preamble + "\nimport runpy\nrunpy.run_module('elyra_sidecar', run_name='__main__')"]
+            if preamble
+            else ["-m", "elyra_sidecar"]
+        )
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "elyra_sidecar",
+                *start,
                 "webhook",
                 "--config",
                 str(cfg),
@@ -105,6 +115,25 @@ class Server:
         """Resident memory of the server process (the one holding the connections)."""
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+    def tree_peak_rss_bytes(self) -> int:
+        """The sum of the peak resident memory (VmHWM) of the server and every process under it (its
+        forkserver and workers): at least the tree's peak, since shared pages count once per process."""
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        tree, todo = set(), [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            tree.add(pid)
+            todo += [child for child, parent in parents.items() if parent == pid and child not in tree]
+        total = 0
+        for pid in tree:
+            with contextlib.suppress(OSError, StopIteration):
+                status = Path(f"/proc/{pid}/status").read_text().splitlines()
+                total += int(next(line.split()[1] for line in status if line.startswith("VmHWM:"))) << 10
+        return total
 
     def log_lines(self) -> list[str]:
         return self.log.read_text().splitlines()
@@ -445,3 +474,120 @@ class TestLogLines:
         assert all(isinstance(e, dict) and e.get("event") != "forged" for e in events)
         (admission,) = [e for e in events if e["event"].startswith("admission")]
         assert admission["name"] == forged and admission["namespace"] == forged
+
+
+#: Run in the server process: every `json.loads` of 64 kB or more is written down (a review being parsed).
+_COUNT_PARSES = """
+import json
+_loads = json.loads
+def _counting(text, *args, **kwargs):
+    if len(text) >= 65536:
+        with open({path!r}, "a") as out:
+            out.write(f"{{len(text)}}\\n")
+    return _loads(text, *args, **kwargs)
+json.loads = _counting
+"""
+
+
+def _concurrently(count: int, call: Callable[[int], object]) -> list[object]:
+    results: list[object] = [None] * count
+
+    def run(i: int) -> None:
+        results[i] = call(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+class TestLargeReviewsUnderLoad:
+    def test_the_server_process_never_parses_a_review(self, tmp_path):
+        """30 concurrent ~4 MiB reviews, one worker, a short budget: most are answered over budget, each
+        with its own uid, and the server process parses none of them (it once parsed every over-budget
+        body in its event loop: /healthz took 2.7 s, answers 6 s). /healthz is measured meanwhile."""
+        parses = tmp_path / "parses.txt"
+        parses.touch()
+        nodes = many_nodes(1000)
+        bodies = [json.dumps(review(nodes, uid=f"uid-{i}")).encode() for i in range(30)]
+        assert all(3 << 20 < len(b) <= 4 << 20 for b in bodies)
+        srv = Server(
+            tmp_path,
+            trustme.CA(),
+            config_text(max_request_bytes=4 << 20, workers=1, request_budget_seconds=0.5),
+            preamble=_COUNT_PARSES.format(path=str(parses)),
+        )
+        try:
+            assert srv.get("/healthz")[0] == 200
+            rss_before = srv.rss_kib()
+            health: list[float] = []
+            stop = threading.Event()
+
+            def probe() -> None:
+                while not stop.is_set():
+                    t0 = time.monotonic()
+                    assert srv.get("/healthz")[0] == 200
+                    health.append(time.monotonic() - t0)
+
+            prober = threading.Thread(target=probe)
+            prober.start()
+            answers = _concurrently(30, lambda i: srv.request("POST", "/mutate", bodies[i]))
+            stop.set()
+            prober.join()
+            for i, (status, body) in enumerate(answers):
+                response = json.loads(body)["response"]
+                assert status == 200 and response["uid"] == f"uid-{i}" and response["allowed"] is True
+            assert srv.metric('elyra_sidecar_admission_requests_total{result="over_budget"}') >= 1
+            assert parses.read_text() == ""  # not one review parsed by the server process
+            print(
+                f"\n/healthz under load: {len(health)} probes, max {max(health) * 1e3:.0f} ms; "
+                f"server RSS {rss_before // 1024} -> {srv.rss_kib() // 1024} MiB"
+            )
+        finally:
+            srv.stop()
+
+
+def _tiny_objects(size: int, uid: str) -> bytes:
+    """A Workflow review of about `size` bytes, nearly all of it tiny JSON objects: the most memory a
+    byte of JSON can take once parsed, in a review that is read and transformed."""
+    workflow = many_nodes(1)
+    head = json.dumps(review(workflow, uid=uid)).encode()
+    count = max(0, (size - len(head) - 30) // 3)
+    workflow["spec"]["arguments"] = {"x": [{}] * count}
+    return json.dumps(review(workflow, uid=uid), separators=(",", ":")).encode()
+
+
+class TestReviewMemory:
+    def test_the_chart_limit_holds_the_worst_reviews(self, tmp_path):
+        """The chart's webhook settings (workers, sizes, budget, max_review_memory_bytes) against its memory
+        limit: eight concurrent 4 MiB reviews of tiny objects (refused unparsed, `too_large`), then two of
+        the largest such reviews a worker accepts; the peak memory of the whole process tree stays under
+        the chart's limit (the same reviews took it to 389 MiB, each parsed to ~100 MiB, over the limit)."""
+        values = yaml.safe_load((ROOT / "charts" / "elyra-sidecar" / "values.yaml").read_text())
+        limit = int(values["resources"]["limits"]["memory"].removesuffix("Mi")) << 20
+        chart = values["config"]["webhook"]
+        srv = Server(tmp_path, trustme.CA(), config_text(**chart))
+        try:
+            huge = [_tiny_objects(chart["max_request_bytes"] - 1024, f"huge-{i}") for i in range(8)]
+            refused = _concurrently(8, lambda i: srv.request("POST", "/mutate", huge[i]))
+            size = chart["max_request_bytes"]
+            while parsed_size_bound(_tiny_objects(size, "x")) > chart["max_review_memory_bytes"]:
+                size = size * 9 // 10
+            largest = [_tiny_objects(size, f"largest-{i}") for i in range(2)]
+            accepted = _concurrently(2, lambda i: srv.request("POST", "/mutate", largest[i]))
+            peak = srv.tree_peak_rss_bytes()
+            print(f"\nprocess tree peak: {peak >> 20} MiB (limit {limit >> 20} MiB; accepted {size} bytes)")
+            assert peak < limit
+            for i, (status, body) in enumerate(refused):
+                response = json.loads(body)["response"]
+                assert status == 200 and response["uid"] == f"huge-{i}" and "patch" not in response
+                assert response["warnings"][0].startswith("elyra-sidecar: not injected: review too large")
+            too_large = srv.metric('elyra_sidecar_admission_requests_total{result="too_large"}')
+            over_budget = srv.metric('elyra_sidecar_admission_requests_total{result="over_budget"}')
+            assert too_large >= 1 and too_large + over_budget == 8  # over budget only on a machine this slow
+            for status, body in accepted:
+                assert status == 200 and "too large" not in body.decode()
+        finally:
+            srv.stop()

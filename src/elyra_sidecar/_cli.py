@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "elyra_sidecar.sidecar.live",
         "(init container) install the live-output hook",
     ),
+    contract.LINK_OUTPUTS_COMMAND: (
+        "elyra_sidecar.sidecar.links",
+        "(init container, KFP v2) link the step's files where KFP's launcher uploads outputs",
+    ),
     contract.STOP_COMMAND: (
         "elyra_sidecar.sidecar.stop",
         "(Argo's kill command) signal this container's `tail` process",

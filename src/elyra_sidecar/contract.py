@@ -29,6 +29,7 @@ __all__ = [
     "ARG_UPLOAD_INTERVAL",
     "CREDENTIAL_ENV",
     "INSTALL_LIVE_COMMAND",
+    "LINK_OUTPUTS_COMMAND",
     "LIVE_LOG_ENV",
     "LIVE_MAIN_ENV",
     "LIVE_SCRIPT_ENV",
@@ -36,6 +37,8 @@ __all__ = [
     "SIDECAR_EVENTS",
     "STOP_COMMAND",
     "TAIL_COMMAND",
+    "WEB_IDENTITY_ENV",
+    "WEB_IDENTITY_OPTIONAL_ENV",
     "SidecarEvent",
 ]
 
@@ -47,6 +50,10 @@ SIDECAR_CONTAINER: Final = "elyra-log"
 TAIL_COMMAND: Final = "tail"
 #: `elyra-sidecar install-live --dest DIR`: the init container that places the live hook.
 INSTALL_LIVE_COMMAND: Final = "install-live"
+#: `elyra-sidecar link-outputs --link=PATH --to=TARGET ...`: the init container that places, at each path
+#: where KFP v2's launcher uploads an output artifact from, a symlink to the file in the work dir (Pod
+#: mode, config `artifacts.kfp_v2`). `--link`/`--to` are paired by position.
+LINK_OUTPUTS_COMMAND: Final = "link-outputs"
 #: `elyra-sidecar stop --signal N`: Argo's kill command for the elyra-log container (no shell needed).
 STOP_COMMAND: Final = "stop"
 #: The option of `stop` that takes the signal number (Argo puts `%d` there).
@@ -80,6 +87,17 @@ ARGO_MAIN_EXIT_CODE_FILE: Final = "/var/run/argo/ctr/main/exitcode"
 
 #: Credentials the sidecar reads from its environment (the same entries the main container has).
 CREDENTIAL_ENV: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+#: IRSA / web identity (what EKS's pod identity webhook sets, and Elyra's COS auth reads when there are no
+#: keys): the role and the projected token's path, both required; the rest tune the STS request.
+#: `AWS_ENDPOINT_URL_STS` (the AWS SDKs' name) points the sidecar at another STS than AWS's.
+WEB_IDENTITY_ENV: Final = ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+WEB_IDENTITY_OPTIONAL_ENV: Final = (
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_STS_REGIONAL_ENDPOINTS",
+    "AWS_ENDPOINT_URL_STS",
+)
 
 #: The live hook (sidecar/live_sitecustomize.py, which runs in the user's image and cannot import this
 #: module, spells the same names): the script's base name, where to write the live copy of its output,

@@ -12,6 +12,7 @@ run on these machines). It is not Kubernetes: it holds a few objects in memory a
 - `GET /api/v1/namespaces/{ns}/pods/{name}/log?container=&follow=&timestamps=` (text/plain, chunked;
   400 while the container waits, the stream ends when the log is closed or the pod deleted)
 - `GET /api/v1/namespaces/{ns}/secrets/{name}`
+- `GET /api/v1/namespaces/{ns}/configmaps/{name}` (KFP's workflow-controller-configmap: its S3 endpoint)
 
 Failures are `Status` objects: 401 without the bearer token, 403 for a (verb, resource) the test denies
 (the message as the API server words it), 404 for a missing object or an unknown path. The certificate
@@ -75,6 +76,7 @@ class Cluster:
         self.workflows: dict[tuple[str, str], dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
         self.logs: dict[tuple[str, str, str], _Log] = {}
         self.events: list[tuple[int, str, str, dict[str, Any]]] = []  # (version, namespace, type, pod)
         self.denied: set[tuple[str, str]] = set()
@@ -128,6 +130,15 @@ class Cluster:
                 "metadata": {"name": name, "namespace": namespace, "resourceVersion": str(self.version)},
                 "type": "Opaque",
                 "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+            }
+
+    def put_configmap(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        with self.cond:
+            self.configmaps[(namespace, name)] = {
+                "kind": "ConfigMap",
+                "apiVersion": "v1",
+                "metadata": {"name": name, "namespace": namespace, "resourceVersion": str(self.version)},
+                "data": dict(data),
             }
 
     def write_log(self, namespace: str, pod: str, container: str, data: bytes) -> None:
@@ -265,6 +276,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return ("get", "pods/log", "", namespace, parts[5], self._pod_log)
             if len(parts) == 6 and parts[4] == "secrets":
                 return ("get", "secrets", "", namespace, parts[5], self._secret)
+            if len(parts) == 6 and parts[4] == "configmaps":
+                return ("get", "configmaps", "", namespace, parts[5], self._configmap)
         return None
 
     # -- endpoints ----------------------------------------------------------------------------------
@@ -415,6 +428,14 @@ class _Handler(BaseHTTPRequestHandler):
             found = self.server.cluster.secrets.get((namespace, name))
         if found is None:
             self._not_found("secrets", "", name)
+        else:
+            self._json(200, found)
+
+    def _configmap(self, namespace: str, name: str, _query: dict[str, str]) -> None:
+        with self.server.cluster.cond:
+            found = self.server.cluster.configmaps.get((namespace, name))
+        if found is None:
+            self._not_found("configmaps", "", name)
         else:
             self._json(200, found)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
+import importlib.metadata
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import elyra_sidecar
 from tests.support.runner import StreamLog
 
 
@@ -39,10 +44,100 @@ def free_port() -> int:
 
 
 def as_pod_user() -> list[str]:
-    """A command prefix that runs the rest as POD_UID when we are root (as in the pod), else nothing."""
+    """A command prefix that runs the rest as POD_UID when we are root (as in the pod), else nothing.
+
+    For Python, use `pod_python()`: POD_UID may not be able to read this checkout or its .venv."""
     if os.geteuid() != 0:
         return []
     return ["setpriv", f"--reuid={POD_UID}", f"--regid={POD_UID}", "--clear-groups"]
+
+
+#: What the sidecar imports at run time beyond the standard library (the image's `[sidecar]` extra).
+_POD_DISTRIBUTIONS = ("minio",)
+
+
+def pod_python() -> list[str]:
+    """The command that starts Python as POD_UID (when we are root; else `sys.executable`), with
+    `elyra_sidecar` and the sidecar's dependencies importable whatever the checkout's permissions.
+
+    A clone in a 0700 directory (root's home) is unreadable to POD_UID, and so are its .venv and the
+    interpreter it links to: the package and its dependencies are copied once into a world-readable
+    directory under the system's temp dir, put on PYTHONPATH, and run by the first interpreter of our
+    version that POD_UID can start. The test is skipped, with the reason, when none can."""
+    if os.geteuid() != 0:
+        return [sys.executable]
+    command, why_not = _pod_python()
+    if not command:
+        import pytest  # the support module is also used outside tests (bench)
+
+        pytest.skip(why_not)
+    return command
+
+
+@functools.cache
+def _pod_python() -> tuple[list[str], str]:
+    stage = _stage_for_pod_user()
+    env = ["env", f"PYTHONPATH={stage}", "PYTHONNOUSERSITE=1", "PYTHONDONTWRITEBYTECODE=1"]
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [sys.executable, getattr(sys, "_base_executable", ""), shutil.which(f"python{version}")]
+    candidates += [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
+    probe = (
+        "import sys, elyra_sidecar.sidecar.tail, elyra_sidecar.sidecar._mirror, minio; "
+        "print('%d.%d' % sys.version_info[:2], elyra_sidecar.__file__)"
+    )
+    tried = []
+    for python in dict.fromkeys(c for c in candidates if c):
+        proc = subprocess.run(
+            [*as_pod_user(), *env, python, "-c", probe],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            cwd="/",
+        )
+        words = proc.stdout.split()
+        if proc.returncode == 0 and words[:1] == [version] and words[1].startswith(stage):
+            return [*as_pod_user(), *env, python], ""
+        tried.append(f"{python}: {(proc.stderr.strip().splitlines() or [proc.stdout.strip()])[-1:]}")
+    return [], f"no Python {version} that uid {POD_UID} can run with the staged package ({'; '.join(tried)})"
+
+
+def _stage_for_pod_user() -> str:
+    """A world-readable copy of `elyra_sidecar` and of `_POD_DISTRIBUTIONS` with their requirements."""
+    stage = Path(tempfile.mkdtemp(prefix="elyra-sidecar-pod-python-"))
+    atexit.register(shutil.rmtree, stage, ignore_errors=True)
+    shutil.copytree(
+        Path(elyra_sidecar.__file__).parent,
+        stage / "elyra_sidecar",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    todo, seen = list(_POD_DISTRIBUTIONS), set()
+    while todo:
+        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # a requirement for another Python or platform
+        todo.extend(
+            re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0]
+            for requirement in dist.requires or []
+            if "extra ==" not in requirement.replace('extra=="', 'extra == "')
+        )
+        for file in dist.files or []:
+            if ".." in file.parts:  # console scripts and the like, outside site-packages
+                continue
+            target = stage / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # RECORD lists .pyc files that were never written
+                shutil.copyfile(Path(str(dist.locate_file(file))), target)
+    for directory, _, files in os.walk(stage):
+        Path(directory).chmod(0o755)
+        for name in files:
+            (Path(directory) / name).chmod(0o644)
+    return str(stage)
 
 
 @contextlib.contextmanager
@@ -107,17 +202,22 @@ class SidecarProcess:
         env: dict[str, str] | None = None,
         prefix: list[str] | None = None,
         stdout: str = "read",
+        python: list[str] | None = None,
     ) -> None:
-        """`stdout`: "read" (collected), "unread" (a pipe nobody reads) or "close" (closed after the
-        first bytes arrive, as a log collector that went away)."""
+        """`prefix`: a command that runs the rest (`unshare ...`). `python`: the Python command (default
+        `sys.executable`; `pod_python()` for the pod's user). `stdout`: "read" (collected), "unread" (a
+        pipe nobody reads) or "close" (closed after the first bytes arrive, as a log collector that went
+        away)."""
         self._stdout_mode = stdout
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         full_env.update(env or {})
+        command = [*(prefix or []), *(python or [sys.executable]), "-m", "elyra_sidecar.sidecar"]
         self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "elyra_sidecar.sidecar", "--diagnostics", "json", *args],
+            [*command, "--diagnostics", "json", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=full_env,
+            cwd="/" if python else None,  # a pod user may not be able to enter the checkout
         )
         self._chunks: list[tuple[float, bytes]] = []
         self._lock = threading.Lock()

@@ -90,8 +90,16 @@ class S3Server:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def start_s3(timeout: float = 60.0, port: int | None = None, tls: tuple[str, str] | None = None) -> S3Server:
-    """Start SeaweedFS (master, volume, filer, S3) on 127.0.0.1 (S3 on `port`, or a free one)."""
+def start_s3(
+    timeout: float = 60.0,
+    port: int | None = None,
+    tls: tuple[str, str] | None = None,
+    iam_config: Path | None = None,
+) -> S3Server:
+    """Start SeaweedFS (master, volume, filer, S3) on 127.0.0.1 (S3 on `port`, or a free one).
+
+    `iam_config`: SeaweedFS's advanced IAM file (`-s3.iam.config`): its STS then answers
+    AssumeRoleWithWebIdentity on the S3 port (see tests/support/oidc.py)."""
     data_dir = tempfile.mkdtemp(prefix="elyra-sidecar-s3-")
     config = Path(data_dir) / "s3.json"
     config.write_text(
@@ -133,6 +141,8 @@ def start_s3(timeout: float = 60.0, port: int | None = None, tls: tuple[str, str
         "-volume.max=20",
         f"-filer.localSocket={data_dir}/filer.sock",
     ]
+    if iam_config is not None:
+        args.append(f"-s3.iam.config={iam_config}")
     https_port = None
     if tls is not None:  # (certificate file, key file): S3 over TLS too, on its own port
         (https_port,) = _free_ports(1)

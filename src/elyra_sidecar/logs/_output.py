@@ -15,9 +15,10 @@ from collections.abc import Iterable
 
 from elyra_sidecar import contract
 
-__all__ = ["LineSplitter", "LogDecoder", "Printer", "sanitize"]
+__all__ = ["LineSplitter", "LogDecoder", "Printer", "error_line", "sanitize"]
 
 _MAX_LABEL = 80
+_MAX_NOTE = 2000  # characters of a note or an `Error:` line
 #: Unicode categories that can move the cursor, hide text or start a new line on a terminal.
 _UNSAFE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
@@ -37,15 +38,37 @@ def sanitize(text: str, *, limit: int = _MAX_LABEL) -> str:
     return safe if len(safe) <= limit else safe[: limit - 3] + "..."
 
 
+def error_line(message: str) -> str:
+    """The `Error:` line for a message that may quote the cluster: one line, controls escaped."""
+    return f"Error: {sanitize(message, limit=_MAX_NOTE)}\n"
+
+
 class LineSplitter:
-    """Chunks in, complete lines out (without their newline); the unfinished rest is kept as `tail`."""
+    """Chunks in, complete lines out (without their newline); the unfinished rest is kept as `tail`.
+
+    Linear in the bytes fed: each chunk is scanned once, and an unfinished line is kept as its pieces,
+    joined once when its newline comes (joining the rest to every new chunk made a long line quadratic).
+    """
 
     def __init__(self) -> None:
-        self.tail = b""
+        self._pieces: list[bytes] = []
+
+    @property
+    def tail(self) -> bytes:
+        if len(self._pieces) > 1:
+            self._pieces = [b"".join(self._pieces)]
+        return self._pieces[0] if self._pieces else b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        data = self.tail + chunk
-        *lines, self.tail = data.split(b"\n")
+        if b"\n" not in chunk:
+            if chunk:
+                self._pieces.append(chunk)
+            return []
+        lines = chunk.split(b"\n")
+        if self._pieces:
+            lines[0] = b"".join([*self._pieces, lines[0]])
+        last = lines.pop()
+        self._pieces = [last] if last else []
         return lines
 
 
@@ -120,7 +143,9 @@ class Printer:
             self._write(self._out, data)
 
     def note(self, text: str) -> None:
-        self._write(self._err, (text.rstrip("\n") + "\n").encode("utf-8", errors="replace"))
+        """A line on stderr; whatever in it came from the cluster is shown escaped (as in every note)."""
+        safe = sanitize(text.rstrip("\n"), limit=_MAX_NOTE)
+        self._write(self._err, (safe + "\n").encode("utf-8", errors="replace"))
 
     def _write(self, fd: int, data: bytes) -> None:
         with self._lock:

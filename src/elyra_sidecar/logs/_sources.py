@@ -19,11 +19,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from elyra_sidecar.logs._output import sanitize
 from elyra_sidecar.logs._workflow import WORKFLOW_LABEL, ElyraTemplate
+
+if TYPE_CHECKING:
+    from elyra_sidecar.logs._endpoint import Endpoint
+    from elyra_sidecar.logs._s3access import Credentials
 
 __all__ = ["Kube", "LogsError", "ObjectRead", "PodGone", "PodNotReady", "S3Reader", "WatchExpired", "connect"]
 
@@ -248,6 +251,17 @@ class Kube:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
+    def configmap(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The ConfigMap's `data`, or None when there is no such ConfigMap."""
+        try:
+            found = self._json(
+                _Call("get", "configmaps", namespace), self._core.read_namespaced_config_map, name, namespace
+            )
+        except PodGone:
+            return None
+        data = found.get("data") if isinstance(found, dict) else None
+        return {str(k): v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
+
     def secret(self, name: str) -> dict[str, str]:
         try:
             found = self._json(
@@ -316,94 +330,116 @@ def connect(*, kubeconfig: str | None, context: str | None, namespace: str | Non
 
 @dataclass(frozen=True)
 class ObjectRead:
-    data: bytes
+    """An object being read: where, when it was written, and its bytes as they arrive (None: no such
+    object or bucket). Iterate `chunks` to the end (or close it) to release the connection."""
+
+    endpoint: str
     last_modified: datetime | None
+    chunks: Iterator[bytes] | None
+
+
+_CHUNK = 1 << 16  # bytes per read of an S3 copy: memory stays this size whatever the object's
 
 
 class S3Reader:
-    """Reads mirrored logs; one client per endpoint, built on first use with the first credentials found."""
+    """Reads mirrored logs, only at a confirmed endpoint (`choose`); one client per endpoint and
+    credentials, built on first use. Says on stderr (`note`) once per client which endpoint and which
+    credentials' source (never a value) it uses."""
 
     def __init__(
         self,
         *,
-        credentials: Callable[[ElyraTemplate | None], Mapping[str, str]],
-        endpoint_override: str | None,
+        credentials: Callable[[ElyraTemplate | None], Credentials],
+        choose: Callable[[str], tuple[Endpoint, str]],
+        insecure: bool,
         ca_bundle: str | None,
+        note: Callable[[str], None],
     ) -> None:
         self._credentials = credentials
-        self._override = endpoint_override
+        self._choose = choose
+        self._insecure = insecure
         self._ca_bundle = ca_bundle
-        self._clients: dict[str, Any] = {}
+        self._note = note
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
 
-    def endpoint(self, endpoint: str) -> str:
-        return self._override or endpoint
-
-    def _client(self, endpoint: str, template: ElyraTemplate | None) -> Any:
-        creds = dict(self._credentials(template))
-        cache_key = f"{endpoint}\0{creds.get('AWS_ACCESS_KEY_ID', '')}"
-        if cache_key not in self._clients:
+    def _client(self, workflow_endpoint: str, template: ElyraTemplate | None) -> tuple[Any, Endpoint]:
+        endpoint, why = self._choose(workflow_endpoint)  # before any Secret is read for it
+        creds = self._credentials(template)
+        if endpoint.scheme == "http" and creds.from_cluster and not self._insecure:
+            raise LogsError(
+                f"not sending the credentials of {creds.source} over plain http to {endpoint} ({why}): "
+                "use an https endpoint (--s3-endpoint https://...), or pass --insecure to allow it"
+            )
+        cache_key = (endpoint.url, creds.source)
+        with self._lock:
+            if cache_key in self._clients:
+                return self._clients[cache_key], endpoint
             import urllib3  # noqa: PLC0415
             from minio import Minio  # noqa: PLC0415
 
-            url = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-            if url.scheme not in ("http", "https") or not url.netloc:
-                raise LogsError(f"S3 endpoint {endpoint!r} is not an http(s) URL")
             http = urllib3.PoolManager(
                 timeout=urllib3.Timeout(connect=5.0, read=60.0),
                 retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
                 cert_reqs="CERT_REQUIRED",
                 ca_certs=self._ca_bundle,
             )
+            values = creds.values
             self._clients[cache_key] = Minio(
-                url.netloc,
-                access_key=creds.get("AWS_ACCESS_KEY_ID"),
-                secret_key=creds.get("AWS_SECRET_ACCESS_KEY"),
-                session_token=creds.get("AWS_SESSION_TOKEN"),
-                secure=url.scheme == "https",
+                endpoint.netloc,
+                access_key=values.get("AWS_ACCESS_KEY_ID"),
+                secret_key=values.get("AWS_SECRET_ACCESS_KEY"),
+                session_token=values.get("AWS_SESSION_TOKEN"),
+                secure=endpoint.scheme == "https",
                 http_client=http,
             )
-        return self._clients[cache_key]
+            self._note(f"S3: reading at {endpoint} ({why}), credentials: {creds.source}")
+            return self._clients[cache_key], endpoint
 
-    def read(
+    def open(
         self, endpoint: str, bucket: str, key: str, *, template: ElyraTemplate | None = None
-    ) -> ObjectRead | None:
-        """The object's bytes, or None when there is no such object or bucket."""
+    ) -> ObjectRead:
+        """The object, to be read as it arrives; `chunks` is None when there is no such object or bucket."""
         from minio.error import S3Error  # noqa: PLC0415
 
-        endpoint = self.endpoint(endpoint)
         where = f"s3://{bucket}/{key}"
+        client, chosen = self._client(endpoint, template)
         try:
-            client = self._client(endpoint, template)
             response = client.get_object(bucket, key)
-            try:
-                data = bytes(response.read())
-                stamp = response.headers.get("Last-Modified")
-            finally:
-                response.close()
-                response.release_conn()
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchBucket"):
-                return None
+                return ObjectRead(chosen.url, None, None)
             raise LogsError(
-                f"S3 at {endpoint} refused to read {where} ({exc.code}): check the credentials "
+                f"S3 at {chosen} refused to read {where} ({exc.code}): check the credentials "
                 "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --s3-secret)"
             ) from exc
-        except LogsError:
+        except Exception as exc:
+            raise self._fail(exc, chosen, where) from exc
+        stamp = _http_date(response.headers.get("Last-Modified"))
+        return ObjectRead(chosen.url, stamp, self._stream(response, chosen, where))
+
+    def _stream(self, response: Any, endpoint: Endpoint, where: str) -> Iterator[bytes]:
+        try:
+            yield from response.stream(_CHUNK, decode_content=False)
+        except GeneratorExit:
             raise
         except Exception as exc:
-            untrusted = _certificate_error(exc)
-            if untrusted is not None:
-                trusted = f"the CAs in {self._ca_bundle}" if self._ca_bundle else "the system's CAs"
-                reason = sanitize(untrusted.verify_message or str(untrusted), limit=120)
-                raise LogsError(
-                    f"S3 endpoint {endpoint} presented a certificate that fails verification against "
-                    f"{trusted} ({reason}) while reading {where}: pass a private CA with --s3-ca-bundle FILE"
-                ) from exc
-            reason = sanitize(_root_cause(exc), limit=160)
-            raise LogsError(
-                f"S3 endpoint {endpoint} is unreachable ({reason}) while reading {where}"
-            ) from exc
-        return ObjectRead(data, _http_date(stamp))
+            raise self._fail(exc, endpoint, where) from exc
+        finally:
+            response.close()
+            response.release_conn()
+
+    def _fail(self, exc: Exception, endpoint: Endpoint, where: str) -> LogsError:
+        untrusted = _certificate_error(exc)
+        if untrusted is not None:
+            trusted = f"the CAs in {self._ca_bundle}" if self._ca_bundle else "the system's CAs"
+            reason = sanitize(untrusted.verify_message or str(untrusted), limit=120)
+            return LogsError(
+                f"S3 endpoint {endpoint} presented a certificate that fails verification against "
+                f"{trusted} ({reason}) while reading {where}: pass a private CA with --s3-ca-bundle FILE"
+            )
+        reason = sanitize(_root_cause(exc), limit=160)
+        return LogsError(f"S3 endpoint {endpoint} is unreachable ({reason}) while reading {where}")
 
 
 def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:

@@ -19,7 +19,9 @@ __all__ = [
     "ElyraTemplate",
     "S3Location",
     "SecretRef",
+    "ShapeError",
     "Step",
+    "check_workflow",
     "elyra_templates",
     "parse_sidecar_args",
     "pod_container",
@@ -251,3 +253,79 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 def is_label_value(text: str) -> bool:
     """Whether `text` may be used as a label value in a selector (a KFP run id is a UUID)."""
     return len(text) <= 63 and bool(_LABEL_VALUE.match(text))
+
+
+class ShapeError(ValueError):
+    """A field this command reads has the wrong type: `path` says where, the message what."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+class _Scalar:
+    """A string, number or boolean (what `str()` reads as text)."""
+
+
+class _MapOf:
+    """A mapping of any keys to `value`."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+_SCALAR = _Scalar()
+_ENV = {"name": _SCALAR, "value": _SCALAR, "valueFrom": {"secretKeyRef": {"name": _SCALAR, "key": _SCALAR}}}
+_CONTAINER = {"name": _SCALAR, "command": [_SCALAR], "args": [_SCALAR], "env": [_ENV]}
+_NODE_FIELDS = ("name", "displayName", "type", "templateName", "phase", "startedAt", "finishedAt")
+_METADATA = {"name": _SCALAR, "annotations": _MapOf(_SCALAR), "labels": _MapOf(_SCALAR)}
+#: Every field of a Workflow this command reads, and its type (None, as YAML's empty value, reads as absent).
+_WORKFLOW = {
+    "metadata": {**_METADATA, "creationTimestamp": _SCALAR},
+    "spec": {"templates": [{"name": _SCALAR, "metadata": _METADATA, "sidecars": [_CONTAINER]}]},
+    "status": {
+        "phase": _SCALAR,
+        "nodes": _MapOf(
+            dict.fromkeys(
+                ("name", "displayName", "type", "templateName", "phase", "startedAt", "finishedAt"), _SCALAR
+            )
+        ),
+    },
+}
+
+
+def check_workflow(workflow: Any) -> None:
+    """Raise ShapeError, naming the path, when a field this command reads has the wrong type."""
+    _check(workflow, _WORKFLOW, "")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__}" if not isinstance(value, str) else "a string"
+
+
+def _check(value: Any, shape: Any, path: str) -> None:
+    if value is None:
+        return
+    where = path or "the Workflow"
+    if isinstance(shape, _Scalar):
+        if isinstance(value, (Mapping, list, tuple)):
+            raise ShapeError(where, f"expected a string, found {_kind(value)}")
+    elif isinstance(shape, _MapOf):
+        if not isinstance(value, Mapping):
+            raise ShapeError(where, f"expected a mapping, found {_kind(value)}")
+        for key, item in value.items():
+            _check(item, shape.value, f"{path}[{str(key)!r}]")
+    elif isinstance(shape, list):
+        if not isinstance(value, list):
+            raise ShapeError(where, f"expected a list, found {_kind(value)}")
+        for i, item in enumerate(value):
+            _check(item, shape[0], f"{path}[{i}]")
+    else:
+        if not isinstance(value, Mapping):
+            raise ShapeError(where, f"expected a mapping, found {_kind(value)}")
+        for key, item_shape in shape.items():
+            _check(value.get(key), item_shape, f"{path}.{key}" if path else key)

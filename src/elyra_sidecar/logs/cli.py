@@ -5,33 +5,46 @@ mirrored to S3 (stderr says so per step). With `-f` the run is followed until it
 streamed as they write, new steps are picked up as their pods appear (a pod watch), and the Workflow is
 re-read every `--poll-interval` seconds to learn about finished steps and the end of the run.
 Exit codes: 0 done, 1 one `Error:` line (no such run, permission denied, no Elyra steps, S3
-unreachable, ...), 2 usage, 130 Ctrl-C.
+unreachable or refused, a malformed Workflow, ...), 2 usage, 130 Ctrl-C, 141 stdout closed by its reader.
+
+This module is the command and the run's main loop; finding the run and watching its pods is
+`_discovery`, printing one step from its pod or S3 is `_steps`, where S3 may be read `_s3access`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import queue
 import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
-from elyra_sidecar import contract
-from elyra_sidecar.logs._output import LineSplitter, LogDecoder, Printer, sanitize
-from elyra_sidecar.logs._sources import Kube, LogsError, PodGone, PodNotReady, S3Reader, WatchExpired, connect
+from elyra_sidecar._argtypes import positive_number
+from elyra_sidecar.logs._discovery import (
+    Event,
+    Failed,
+    PodChanged,
+    PodsListed,
+    PodWatch,
+    StepDone,
+    check_shape,
+    find_workflow,
+    pods_by_name,
+)
+from elyra_sidecar.logs._endpoint import KFP_CONFIGMAP, KFP_NAMESPACE
+from elyra_sidecar.logs._output import Printer, error_line, sanitize
+from elyra_sidecar.logs._s3access import CredentialLookup, EndpointChooser
+from elyra_sidecar.logs._sources import Kube, LogsError, S3Reader, connect
+from elyra_sidecar.logs._steps import StepReader
 from elyra_sidecar.logs._workflow import (
     DONE_PHASES,
     NEVER_RAN,
     ElyraTemplate,
-    SecretRef,
     Step,
-    container_state,
     elyra_templates,
-    is_label_value,
     parse_time,
     pod_container,
     pod_display_name,
@@ -45,11 +58,7 @@ from elyra_sidecar.logs._workflow import (
 __all__ = ["main", "parser"]
 
 _RUN_DONE = frozenset({"Succeeded", "Failed", "Error"})
-_RECONNECTS = 5  # a log stream that breaks while its container still runs is resumed this often
 _SHUTDOWN_SECONDS = 5.0  # at most this long to let the threads go at exit
-_WATCH_SECONDS = 60  # one watch request's length; the watch is resumed from the last version seen
-#: An object written this long after its step ended was probably written by a later run.
-_LATER_RUN_SLACK = timedelta(minutes=2)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,27 +96,36 @@ def parser() -> argparse.ArgumentParser:
         "accesskey/secretkey) for the S3 copies (default: the environment, then the step's own settings)",
     )
     p.add_argument(
-        "--s3-endpoint", metavar="URL", help="reach S3 here instead of the endpoint the steps used"
+        "--s3-endpoint",
+        metavar="URL",
+        help="read the S3 copies here (default: KFP's object store, from the ConfigMap "
+        f"{KFP_CONFIGMAP} in --kfp-namespace, if the steps name the same host and port)",
+    )
+    p.add_argument(
+        "--kfp-namespace",
+        default=KFP_NAMESPACE,
+        metavar="NS",
+        help=f"namespace of KFP's {KFP_CONFIGMAP} (default {KFP_NAMESPACE})",
+    )
+    p.add_argument(
+        "--trust-workflow-endpoint",
+        action="store_true",
+        help="send S3 credentials to the endpoint the Workflow names even when it is not KFP's own",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow sending credentials read from a cluster Secret over plain http",
     )
     p.add_argument("--s3-ca-bundle", metavar="FILE", help="PEM CAs to trust for an https S3 endpoint")
     p.add_argument(
         "--poll-interval",
-        type=_positive,
+        type=positive_number,
         default=5.0,
         metavar="SECONDS",
         help="with -f: how often to re-read the Workflow (default 5)",
     )
     return p
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
 
 
 class Session:
@@ -118,7 +136,7 @@ class Session:
         self.s3 = s3
         self.printer = printer
         self.args = args
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.events: queue.Queue[Event] = queue.Queue()
         self.stop = threading.Event()
         self.pods: dict[str, dict[str, Any]] = {}
         self.templates: dict[str, ElyraTemplate] = {}
@@ -126,26 +144,19 @@ class Session:
         self.handled: set[str] = set()
         self.workers: list[threading.Thread] = []
         self.watchers: list[threading.Thread] = []
-        self._labels: dict[str, str] = {}
+        self.reader = StepReader(
+            kube,
+            s3,
+            printer,
+            timestamps=args.timestamps,
+            poll_interval=args.poll_interval,
+            stop=self.stop,
+            pod_of=self.pods_get,
+            finished_at=self._finished_at,
+        )
 
-    # -- finding the run -------------------------------------------------------------------------------
-
-    def find_workflow(self, run: str) -> dict[str, Any]:
-        if is_label_value(run):
-            found = self.kube.workflows_by_run_id(run)
-            if found:
-                # A run has one Workflow; should there be several, the newest is the run's current one.
-                newest: dict[str, Any] = max(
-                    found, key=lambda w: str((w.get("metadata") or {}).get("creationTimestamp") or "")
-                )
-                return newest
-        workflow = self.kube.workflow(run)
-        if workflow is None:
-            raise LogsError(
-                f"no such run in namespace {self.kube.namespace!r}: no Workflow labelled "
-                f"pipeline/runid={sanitize(run)} and none named {sanitize(run)!r} (wrong namespace? use -n)"
-            )
-        return workflow
+    def pods_get(self, name: str) -> dict[str, Any] | None:
+        return self.pods.get(name)
 
     @property
     def name(self) -> str:
@@ -184,12 +195,7 @@ class Session:
         return sort_steps(chosen)
 
     def label(self, step: Step) -> str:
-        if step.key not in self._labels:
-            label = sanitize(step.display)
-            if label in self._labels.values():  # a retry or a loop: the same node name twice
-                label = f"{label} ({sanitize(step.key.rsplit('.', 1)[-1], limit=40)})"
-            self._labels[step.key] = label
-        return self._labels[step.key]
+        return self.reader.label(step)
 
     def check_nodes(self) -> None:
         displays = {t.display for t in self.templates.values()}
@@ -205,148 +211,27 @@ class Session:
     # -- one step --------------------------------------------------------------------------------------
 
     def handle(self, step: Step, *, follow: bool) -> None:
-        """Print the step's lines: from its pod's log sidecar, else (or for the rest) from S3."""
         self.handled.add(step.key)
-        pod = self.pods.get(step.pod or "")
-        if pod is None:
-            if step.phase in ("Pending", ""):
-                if not follow:
-                    self.printer.note(f"[{self.label(step)}] has not started yet")
-                return
-            self.from_s3(step, skip=0, reason="its pod is gone")
-            return
-        container = pod_container(pod)
-        if container is None:
-            self.from_s3(
-                step, skip=0, reason=f"pod {sanitize(str(step.pod))} has no log sidecar (a KFP cache hit?)"
-            )
-            return
-        printed, gone = self.from_pod(step, str(step.pod), str(container.get("name")), follow=follow)
-        if gone:
-            self.from_s3(step, skip=printed, reason=gone)
+        self.reader.handle(step, follow=follow)
 
-    def from_pod(self, step: Step, pod_name: str, container: str, *, follow: bool) -> tuple[int, str]:
-        """Stream the container's log; returns the lines printed, and why S3 must say the rest (or "")."""
-        label = self.label(step)
-        log_format = step.template.log_format if step.template else "raw"
-        printed = 0
-        reconnects = 0
-        while not self.stop.is_set():
-            pod = self.kube.pod(pod_name)
-            if pod is None:
-                return printed, _gone(printed)
-            state = container_state(pod, container)
-            if state == "waiting":
-                if str((pod.get("status") or {}).get("phase")) in ("Succeeded", "Failed"):
-                    return printed, "its log sidecar never ran"
-                if not follow:
-                    self.printer.note(f"[{label}] has not started yet")
-                    return printed, ""
-                self.stop.wait(self.args.poll_interval)
-                continue
-            decoder = LogDecoder(log_format=log_format, timestamps=self.args.timestamps)
-            splitter = LineSplitter()
-            skip = printed  # after a reconnect the log starts again from its first line
-            try:
-                chunks = self.kube.pod_log(
-                    pod_name, container, follow=follow and state == "running", timestamps=self.args.timestamps
-                )
-                for chunk in chunks:
-                    lines = []
-                    for raw in splitter.feed(chunk):
-                        line = decoder.decode(raw)
-                        if line is None:
-                            continue
-                        if skip:
-                            skip -= 1
-                            continue
-                        lines.append(line)
-                    printed += len(lines)
-                    self.printer.lines(label, lines)
-            except PodGone:
-                return printed, _gone(printed)
-            except PodNotReady:
-                if not follow:
-                    self.printer.note(f"[{label}] has not started yet")
-                    return printed, ""
-                self.stop.wait(self.args.poll_interval)
-                continue
-            if self.stop.is_set():
-                break
-            after = self.kube.pod(pod_name)  # a log that ended because its pod went is continued from S3
-            if after is None:
-                return printed, _gone(printed)  # deleted mid-stream: the rest is in S3, if anywhere
-            if not follow or state == "terminated" or container_state(after, container) == "terminated":
-                if splitter.tail and skip == 0:
-                    tail = decoder.decode(splitter.tail)
-                    if tail is not None:
-                        self.printer.lines(label, [tail])
-                        printed += 1
-                return printed, ""
-            reconnects += 1
-            if reconnects > _RECONNECTS:
-                self.printer.note(f"[{label}] the log stream keeps breaking; stopped following this step")
-                return printed, ""
-            # The kubelet may end the stream a moment before the pod's status says the container ended.
-            self.stop.wait(self.args.poll_interval)
-        return printed, ""
-
-    def from_s3(self, step: Step, *, skip: int, reason: str) -> None:
-        label = self.label(step)
-        template = step.template
-        if template is None or template.location is None:
-            self.printer.note(f"[{label}] no log: {reason}, and its sidecar mirrors to no S3 object")
-            return
-        location = template.location
-        endpoint = self.s3.endpoint(location.endpoint)
-        for key in location.keys:
-            where = f"s3://{sanitize(location.bucket)}/{sanitize(key, limit=300)}"
-            found = self.s3.read(location.endpoint, location.bucket, key, template=template)
-            if found is None:
-                self.printer.note(
-                    f"[{label}] no log: {reason}, and {where} at {sanitize(endpoint)} does not exist"
-                )
-                continue
-            rest = f" after the {skip} lines shown" if skip else ""
-            stamps = " (it has no timestamps)" if self.args.timestamps else ""
-            self.printer.note(f"[{label}] {reason}: lines{rest} from {where} at {sanitize(endpoint)}{stamps}")
-            self._warn_other_run(label, step, found.last_modified)
-            lines = found.data.split(b"\n")
-            if lines and lines[-1] == b"":
-                lines.pop()
-            self.printer.lines(label, lines[skip:])
-
-    def _warn_other_run(self, label: str, step: Step, written: Any) -> None:
-        # Elyra fixes --cos-directory when the pipeline is compiled: every run of it writes the same keys.
-        node = ((self.workflow.get("status") or {}).get("nodes") or {}).values()
-        finished = next(
+    def _finished_at(self, key: str) -> datetime | None:
+        nodes = ((self.workflow.get("status") or {}).get("nodes") or {}).values()
+        return next(
             (
                 parse_time(n.get("finishedAt"))
-                for n in node
-                if isinstance(n, Mapping) and n.get("name") == step.key
+                for n in nodes
+                if isinstance(n, Mapping) and n.get("name") == key
             ),
             None,
         )
-        if written is None:
-            return
-        if step.started and written < step.started:
-            self.printer.note(
-                f"[{label}] note: that object was written before this step started: it is another run's log "
-                "(runs of one pipeline share the key)"
-            )
-        elif finished and written > finished + _LATER_RUN_SLACK:
-            self.printer.note(
-                f"[{label}] note: that object was written after this step ended: a later run of the same "
-                "pipeline may have replaced it (runs of one pipeline share the key)"
-            )
 
     # -- the whole run ---------------------------------------------------------------------------------
 
     def run(self) -> int:
-        self.workflow = self.find_workflow(self.args.run)
+        self.workflow = find_workflow(self.kube, self.args.run)
         self.templates = elyra_templates(self.workflow)
         pods, version = self.kube.pods(self.name)
-        self.pods = {str(p["metadata"]["name"]): p for p in pods if p.get("metadata", {}).get("name")}
+        self.pods = pods_by_name(pods)
         # A pod-level injection (KFP v2 runs) leaves the Workflow's templates bare: its pods still tell.
         if not self.templates and not any(pod_container(p) for p in self.pods.values()):
             raise LogsError(
@@ -365,15 +250,13 @@ class Session:
         return self.follow(version)
 
     def follow(self, version: str) -> int:
-        watcher = threading.Thread(target=self._watch, args=(version,), daemon=True, name="pod-watch")
-        self.watchers.append(watcher)
-        watcher.start()
+        self.watchers.append(PodWatch(self.kube, self.name, self.events, self.stop).start(version))
         last_read = time.monotonic()
         self.reconcile(final=False)
         while True:
             if self._run_done():
                 fresh, _ = self.kube.pods(self.name)
-                self.pods.update({str(p["metadata"]["name"]): p for p in fresh})
+                self.pods.update(pods_by_name(fresh))
                 self.reconcile(final=True)
                 for worker in self.workers:
                     while worker.is_alive():
@@ -383,31 +266,34 @@ class Session:
                 return 0
             wait = max(0.0, self.args.poll_interval - (time.monotonic() - last_read))
             try:
-                kind, payload = self.events.get(timeout=wait)
+                event: Event | None = self.events.get(timeout=wait)
             except queue.Empty:
-                kind, payload = "poll", None
-            if kind == "fatal":
-                raise payload
-            if kind == "pod":
-                event, pod = payload
-                name = str((pod.get("metadata") or {}).get("name") or "")
-                if event == "DELETED":
-                    self.pods.pop(name, None)
-                elif name:
-                    self.pods[name] = pod
-            elif kind == "pods":  # listed again after the watch expired: the list replaces what we knew
-                self.pods = {
-                    str(p["metadata"]["name"]): p for p in payload if p.get("metadata", {}).get("name")
-                }
+                event = None  # time to poll
+            if event is not None:
+                self._apply(event)
             if time.monotonic() - last_read >= self.args.poll_interval:
                 workflow = self.kube.workflow(self.name)
                 last_read = time.monotonic()
                 if workflow is None:
                     self.printer.note(f"Workflow {sanitize(self.name)} was deleted; stopped following")
-                    self.workflow.setdefault("status", {})["phase"] = "Error"
+                    self.workflow["status"] = {**(self.workflow.get("status") or {}), "phase": "Error"}
                 else:
+                    check_shape(workflow, self.name)
                     self.workflow = workflow
             self.reconcile(final=False)
+
+    def _apply(self, event: Event) -> None:
+        """What a thread reported: a pod changed, the pods listed again, a step done, or a failure."""
+        if isinstance(event, Failed):
+            raise event.error
+        if isinstance(event, PodChanged):
+            name = str((event.pod.get("metadata") or {}).get("name") or "")
+            if event.kind == "DELETED":
+                self.pods.pop(name, None)
+            elif name:
+                self.pods[name] = event.pod
+        elif isinstance(event, PodsListed):  # after the watch expired: the list replaces what we knew
+            self.pods = pods_by_name(event.pods)
 
     def shutdown(self) -> None:
         """Stop every thread: a thread blocked in a TLS read at interpreter exit can abort the process."""
@@ -420,11 +306,11 @@ class Session:
     def _raise_pending(self) -> None:
         while True:
             try:
-                kind, payload = self.events.get_nowait()
+                event = self.events.get_nowait()
             except queue.Empty:
                 return
-            if kind == "fatal":
-                raise payload
+            if isinstance(event, Failed):
+                raise event.error
 
     def reconcile(self, *, final: bool) -> None:
         """Start what can start now: a follower per step with a pod, S3 for finished steps without one."""
@@ -444,76 +330,11 @@ class Session:
 
     def _worker(self, step: Step) -> None:
         try:
-            self.handle(step, follow=True)
+            self.reader.handle(step, follow=True)
         except BaseException as exc:  # any failure ends the command, from the main thread
-            self.events.put(("fatal", exc))
+            self.events.put(Failed(exc))
         else:
-            self.events.put(("done", step.key))
-
-    def _watch(self, version: str) -> None:
-        try:
-            while not self.stop.is_set():
-                try:
-                    for event, obj in self.kube.watch_pods(self.name, version, _WATCH_SECONDS):
-                        if event == "ERROR":
-                            message = sanitize(str((obj or {}).get("message")), limit=200)
-                            raise LogsError(f"the pod watch failed: {message}")
-                        if isinstance(obj, Mapping):
-                            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-                            self.events.put(("pod", (event, obj)))
-                except WatchExpired:
-                    # 410 Gone: the events since `version` are no longer kept. List again and watch from
-                    # the list's version; steps already followed are not started twice (Session.handled).
-                    pods, version = self.kube.pods(self.name)
-                    self.events.put(("pods", pods))
-        except BaseException as exc:
-            self.events.put(("fatal", exc))
-
-
-class _Credentials:
-    """S3 credentials, looked up once on first use: --s3-secret, else the environment, else the step's own
-    settings (plain values in the Workflow, or the Secret its env refers to)."""
-
-    def __init__(self, kube: Kube, secret: str | None) -> None:
-        self._kube = kube
-        self._secret = secret
-        self._secrets: dict[str, dict[str, str]] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, template: ElyraTemplate | None) -> Mapping[str, str]:
-        with self._lock:
-            return self._lookup(template)
-
-    def _read_secret(self, name: str) -> dict[str, str]:
-        if name not in self._secrets:
-            self._secrets[name] = self._kube.secret(name)
-        return self._secrets[name]
-
-    def _lookup(self, template: ElyraTemplate | None) -> dict[str, str]:
-        names = contract.CREDENTIAL_ENV
-        if self._secret:
-            data = self._read_secret(self._secret)
-            aliases = {"AWS_ACCESS_KEY_ID": "accesskey", "AWS_SECRET_ACCESS_KEY": "secretkey"}
-            found = {n: data.get(n) or data.get(aliases.get(n, ""), "") for n in names}
-            if not found["AWS_ACCESS_KEY_ID"] or not found["AWS_SECRET_ACCESS_KEY"]:
-                raise LogsError(
-                    f"Secret {sanitize(self._secret)!r} has neither AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-                    "nor accesskey/secretkey"
-                )
-            return {k: v for k, v in found.items() if v}
-        if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
-            return {n: os.environ[n] for n in names if os.environ.get(n)}
-        found = {}
-        for name, value in (template.credentials if template else {}).items():
-            if isinstance(value, SecretRef):
-                found[name] = self._read_secret(value.name).get(value.key, "")
-            else:
-                found[name] = value
-        return {k: v for k, v in found.items() if v}
-
-
-def _gone(printed: int) -> str:
-    return "its pod was deleted while being read" if printed else "its pod is gone"
+            self.events.put(StepDone(step.key))
 
 
 def _check_ca_bundle(path: str) -> None:
@@ -547,16 +368,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.s3_ca_bundle:
             _check_ca_bundle(args.s3_ca_bundle)
         kube = connect(kubeconfig=args.kubeconfig, context=args.context, namespace=args.namespace)
+        chooser = EndpointChooser(
+            kube,
+            override=args.s3_endpoint,
+            kfp_namespace=args.kfp_namespace,
+            trust_workflow=args.trust_workflow_endpoint,
+        )
+        chooser.override()  # a bad --s3-endpoint is named at once
         s3 = S3Reader(
-            credentials=_Credentials(kube, args.s3_secret),
-            endpoint_override=args.s3_endpoint,
+            credentials=CredentialLookup(kube, args.s3_secret),
+            choose=chooser.choose,
+            insecure=args.insecure,
             ca_bundle=args.s3_ca_bundle,
+            note=printer.note,
         )
         session = Session(kube, s3, printer, args)
         return session.run()
     except LogsError as exc:
         printer.closed = True  # worker threads stop printing; ours is the last line
-        sys.stderr.write(f"Error: {exc}\n")
+        sys.stderr.write(error_line(str(exc)))
         return 1
     except KeyboardInterrupt:
         printer.closed = True

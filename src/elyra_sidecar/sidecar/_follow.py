@@ -1,27 +1,26 @@
 """Follow files in a directory and write their bytes to stdout, losing nothing.
 
-One thread does all reading and writing. Watchdog's inotify observer (or nothing, in polling mode)
-only wakes it; a periodic re-check means a lost or coalesced event costs latency, never data. Every
-wake-up reads each file from its saved offset to EOF, so the output is the file's bytes in order.
-
-The directory is written by the user's script, so everything in it is untrusted. The sidecar only ever
-reads regular files directly inside `--dir`: names are plain (no `/`, not `.` or `..`), files are opened
-relative to a descriptor of the directory with O_NOFOLLOW (a symlink to /proc/self/environ would print the
-sidecar's own credentials) and O_NONBLOCK (a FIFO would block the open forever), and the opened
-descriptor must be a regular file. Anything else is reported once (`file_refused`) and never read.
+One thread does all reading and writing. An inotify descriptor on the directory (`_inotify.py`; none in
+polling mode) only wakes it; a periodic re-check means a lost or coalesced event costs latency, never
+data. Every wake-up reads each file from its saved offset to EOF, so the output is the file's bytes in
+order. What may be read is decided in `_files.py` (the directory is untrusted), the writing to stdout in
+`_output.py`, and mirror uploads run on the worker of `_uploads.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import select
 import stat
 import time
 
 from elyra_sidecar.contract import SidecarEvent
+from elyra_sidecar.sidecar._files import DIR_FLAGS, OPEN_FLAGS, error_text, kind, name_problem
+from elyra_sidecar.sidecar._inotify import Inotify, drain
+from elyra_sidecar.sidecar._output import Output
+from elyra_sidecar.sidecar._uploads import UploadWorker
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and dataclasses stay out of the pod's start-up (see tail.py)
@@ -36,202 +35,12 @@ _CHUNK = 1 << 20
 # Backlogs of at least _SEND_MIN bytes go out with sendfile(2), at most _SEND_MAX per call.
 _SEND_MIN = 1 << 16
 _SEND_MAX = 1 << 23
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-# O_PATH: a handle for openat() that needs no read permission on the directory itself (a 0311 directory
-# still lets us open the files we know by name, as plain paths did).
-_DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def name_problem(name: str) -> str | None:
-    """Why `name` is not a plain file name directly inside the directory, or None."""
-    if not name or name in (".", ".."):
-        return "not a file name"
-    if "/" in name or "\0" in name:
-        return "not a plain file name (contains '/' or NUL)"
-    return None
-
-
-def _kind(mode: int) -> str:
-    for test, kind in (
-        (stat.S_ISLNK, "symbolic link"),
-        (stat.S_ISFIFO, "named pipe"),
-        (stat.S_ISSOCK, "socket"),
-        (stat.S_ISDIR, "directory"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-    ):
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
-def _error(exc: OSError) -> str:
-    """An OSError as its class and errno name: no file contents, no paths we did not choose."""
-    name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-    return f"{type(exc).__name__} {name}"
-
-
-def _grow_pipe(fd: int) -> None:
-    """A bigger pipe buffer when stdout is a pipe (as under a container runtime): fewer writes, no loss."""
-    try:
-        if stat.S_ISFIFO(os.fstat(fd).st_mode):
-            import fcntl  # noqa: PLC0415 - Linux only
-
-            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-    except OSError:
-        pass  # the system limit may be lower: the default size works, only slower
-
-
-def _drain(fd: int) -> None:
-    with contextlib.suppress(BlockingIOError):
-        while os.read(fd, 65536):
-            pass
-
-
-class _Inotify:
-    """A non-blocking inotify descriptor on one directory, read by the follow loop's select().
-
-    Our own few lines instead of watchdog: no observer and emitter threads, no event queue that drops
-    overflow silently (an overflow is one more wake-up here: every turn re-reads every file), and no
-    ~5 MiB of imports in every step pod. Events only wake the loop; the periodic re-check stays.
-    """
-
-    _IN_CLOEXEC = os.O_CLOEXEC
-    _IN_NONBLOCK = os.O_NONBLOCK
-    # IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE |
-    # IN_DELETE_SELF | IN_MOVE_SELF, and IN_ONLYDIR | IN_DONT_FOLLOW: a directory, never through a link.
-    _MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x01000000 | 0x02000000
-
-    def __init__(self) -> None:
-        import ctypes  # noqa: PLC0415 - only in inotify mode
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        self._ctypes = ctypes
-        self._add = libc.inotify_add_watch
-        self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
-        self._rm = libc.inotify_rm_watch
-        self._rm.argtypes = (ctypes.c_int, ctypes.c_int)
-        fd = libc.inotify_init1(self._IN_NONBLOCK | self._IN_CLOEXEC)
-        if fd < 0:
-            raise self._oserror()
-        self.fd: int = fd
-        self._wd = -1
-
-    def _oserror(self) -> OSError:
-        code = self._ctypes.get_errno()
-        return OSError(code, os.strerror(code))
-
-    def watch(self, path: str) -> None:
-        """Watch `path` instead of what was watched before."""
-        wd = self._add(self.fd, os.fsencode(path), self._MASK)
-        if wd < 0:
-            raise self._oserror()
-        if self._wd >= 0 and self._wd != wd:
-            self._rm(self.fd, self._wd)  # gone already if the directory was deleted: harmless
-        self._wd = wd
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-class Output:
-    """Writes records to a file descriptor whole (looping over partial writes); one writer thread.
-
-    A broken stdout (EPIPE, EIO, a closed descriptor) is reported once; what follows is counted and
-    dropped, so the follower keeps reading and the mirror keeps the object in step with the file.
-    """
-
-    def __init__(self, fd: int, *, fmt: str, log: Any = None) -> None:
-        self._fd = fd
-        self._json = fmt == "json"
-        self._log = log
-        self.bytes_written = 0
-        # Lines are counted in json mode only: counting newlines in raw mode was a quarter of the CPU
-        # time of a catch-up (bytes.count runs at ~1 GB/s), for a number in the summary.
-        self.lines: int | None = 0 if self._json else None
-        self.broken = False
-        self.dropped = 0
-        #: sendfile(2) from a followed file to this descriptor (raw format only; off once it fails).
-        self.zero_copy = not self._json
-        _grow_pipe(fd)
-
-    def send(self, in_fd: int, offset: int, count: int) -> int:
-        """`count` bytes of `in_fd` from `offset`, file to stdout in the kernel. Returns the bytes
-        accounted for (sent, or dropped on a broken stdout); 0 when sendfile cannot write here."""
-        if self.broken:
-            self.dropped += count
-            return count
-        done = 0
-        while done < count:
-            try:
-                n = os.sendfile(self._fd, in_fd, offset + done, count - done)
-            except BlockingIOError:
-                select.select([], [self._fd], [], 1.0)
-                continue
-            except OSError as exc:
-                if done == 0 and exc.errno in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                    self.zero_copy = False  # e.g. a terminal on an older kernel: write() from now on
-                    return 0
-                self._broke(exc)
-                self.dropped += count - done
-                return count
-            if n == 0:  # the file shrank under us: what was sent is what there is
-                break
-            done += n
-            self.bytes_written += n
-        return done
-
-    def _broke(self, exc: OSError) -> None:
-        self.broken = True
-        if self._log is not None:
-            self._log.warning(SidecarEvent.STDOUT_FAILED, error=_error(exc), written=self.bytes_written)
-
-    def _write_all(self, data: bytes | memoryview) -> None:
-        if self.broken:
-            self.dropped += len(data)
-            return
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self._fd, view)
-            except BlockingIOError:  # an inherited non-blocking stdout: wait until it takes more
-                select.select([], [self._fd], [], 1.0)
-                continue
-            except OSError as exc:
-                self._broke(exc)
-                self.dropped += len(view)
-                return
-            view = view[n:]
-            self.bytes_written += n
-
-    def emit(
-        self, name: str, data: bytes | bytearray, start: int = 0, end: int | None = None, *, complete: bool
-    ) -> None:
-        """`data[start:end]` is whole lines (complete) or one piece of a line (a split long line, or an
-        idle tail). Given as a range so a 1 MiB chunk is never copied on its way to stdout."""
-        end = len(data) if end is None else end
-        if end <= start:
-            return
-        if not self._json:
-            self._write_all(memoryview(data)[start:end])
-            return
-        records = []
-        lines = bytes(data[start:end]).split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        for i, line in enumerate(lines):
-            record: dict[str, Any] = {"file": name, "line": line.decode("utf-8", errors="replace")}
-            if not complete and i == len(lines) - 1:
-                record["partial"] = True
-            records.append(json.dumps(record, ensure_ascii=False))
-        self.lines = (self.lines or 0) + len(records)
-        self._write_all(("\n".join(records) + "\n").encode("utf-8"))
 
 
 class FollowerOptions:
     """What to follow and how (plain class, not a dataclass: `dataclasses` costs the pod ~10 ms)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - an options record: one keyword-only argument per field
         self,
         directory: str,
         files: list[str],
@@ -272,59 +81,6 @@ class _FileState:
         self.found = False
 
 
-class _UploadWorker:
-    """Runs mirror uploads off the reading thread; the newest request per key replaces older ones."""
-
-    def __init__(self, mirror: Mirror) -> None:
-        import threading  # noqa: PLC0415 - only when mirroring
-
-        self._mirror = mirror
-        self._cond = threading.Condition()
-        self._queue: dict[str, tuple[MirrorTarget, int, int, int]] = {}
-        self._busy = False
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="mirror", daemon=True)
-        self._thread.start()
-
-    def submit(self, target: MirrorTarget, fd: int, length: int, generation: int) -> None:
-        dup = os.dup(fd)  # the reader may close its fd (deleted/replaced file) while we upload
-        with self._cond:
-            old = self._queue.pop(target.key, None)
-            if old is not None:
-                os.close(old[1])
-            self._queue[target.key] = (target, dup, length, generation)
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stop:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                key = next(iter(self._queue))
-                target, fd, length, generation = self._queue.pop(key)
-                self._busy = True
-            try:
-                self._mirror.upload(target, fd, length, generation=generation, deadline=time.monotonic() + 30)
-            finally:
-                os.close(fd)
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
-
-    def drain(self, deadline: float) -> None:
-        """Wait for the running upload (queued ones are superseded by the final upload)."""
-        with self._cond:
-            for _, fd, _, _ in self._queue.values():
-                os.close(fd)
-            self._queue.clear()
-            self._stop = True
-            self._cond.notify_all()
-            while self._busy and time.monotonic() < deadline:
-                self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
-
-
 class Follower:
     def __init__(
         self,
@@ -353,9 +109,9 @@ class Follower:
         self.stop_requested = False
         self.stop_reason: str | None = None
         self.mode = "polling"
-        self._inotify: _Inotify | None = None
+        self._inotify: Inotify | None = None
         self._watched: tuple[str, int, int] | None = None
-        self._worker = _UploadWorker(mirror) if mirror is not None else None
+        self._worker = UploadWorker(mirror) if mirror is not None else None
         self._dir_fd: int | None = None
         self._dir_ident: tuple[int, int] | None = None
         self._dir_gone = True
@@ -397,7 +153,7 @@ class Follower:
             )
             return
         try:
-            self._inotify = _Inotify()
+            self._inotify = Inotify()
             self._ensure_watch()
             self.mode = "inotify"
             self.log.info(SidecarEvent.WATCHING, directory=self.options.directory, mode="inotify")
@@ -405,7 +161,7 @@ class Follower:
             self._stop_watching()
             self.mode = "polling"
             self.log.warning(
-                SidecarEvent.WATCH_FALLBACK_POLLING, directory=self.options.directory, error=_error(exc)
+                SidecarEvent.WATCH_FALLBACK_POLLING, directory=self.options.directory, error=error_text(exc)
             )
 
     def _ensure_watch(self) -> None:
@@ -428,7 +184,7 @@ class Follower:
             self._inotify.watch(target)
             self._watched = ident
         except OSError as exc:
-            self.log.warning(SidecarEvent.WATCH_FALLBACK_POLLING, directory=target, error=_error(exc))
+            self.log.warning(SidecarEvent.WATCH_FALLBACK_POLLING, directory=target, error=error_text(exc))
             self._stop_watching()
             self.mode = "polling"
 
@@ -456,10 +212,10 @@ class Follower:
         except OSError as exc:
             self._dir_gone = False  # cannot tell: keep following what we have open
             self._report(
-                ("dir", _error(exc)),
+                ("dir", error_text(exc)),
                 SidecarEvent.DIRECTORY_UNREADABLE,
                 directory=directory,
-                error=_error(exc),
+                error=error_text(exc),
             )
             return None
         if self._dir_fd is not None and (st.st_dev, st.st_ino) == self._dir_ident:
@@ -470,16 +226,19 @@ class Follower:
                 ("dir", "refused"),
                 SidecarEvent.DIRECTORY_REFUSED,
                 directory=directory,
-                reason=_kind(st.st_mode),
+                reason=kind(st.st_mode),
             )
             return None
         try:
-            fd = os.open(directory, _DIR_FLAGS)
+            fd = os.open(directory, DIR_FLAGS)
         except FileNotFoundError:
             return None
         except OSError as exc:  # ELOOP/ENOTDIR: swapped for a symlink between the stat and the open
             self._report(
-                ("dir", "refused"), SidecarEvent.DIRECTORY_REFUSED, directory=directory, reason=_error(exc)
+                ("dir", "refused"),
+                SidecarEvent.DIRECTORY_REFUSED,
+                directory=directory,
+                reason=error_text(exc),
             )
             return None
         real = os.fstat(fd)
@@ -497,17 +256,17 @@ class Follower:
             return None, True
         except PermissionError as exc:  # no search permission on the directory
             self._report(
-                ("dir", _error(exc)),
+                ("dir", error_text(exc)),
                 SidecarEvent.DIRECTORY_UNREADABLE,
                 directory=self.options.directory,
-                error=_error(exc),
+                error=error_text(exc),
             )
             return None, False
         except OSError as exc:
             self._unreadable(state, exc)
             return None, False
         if not stat.S_ISREG(st.st_mode):
-            self._refuse(state, _kind(st.st_mode))
+            self._refuse(state, kind(st.st_mode))
             return None, True
         return st, True
 
@@ -522,16 +281,16 @@ class Follower:
 
     def _unreadable(self, state: _FileState, exc: OSError, **fields: Any) -> None:
         self._report(
-            ("unreadable", state.name, _error(exc)),
+            ("unreadable", state.name, error_text(exc)),
             SidecarEvent.FILE_UNREADABLE,
             file=state.name,
-            error=_error(exc),
+            error=error_text(exc),
             **fields,
         )
 
     def _open(self, state: _FileState, dir_fd: int) -> None:
         try:
-            fd = self._opener(state.name, _OPEN_FLAGS, dir_fd=dir_fd)
+            fd = self._opener(state.name, OPEN_FLAGS, dir_fd=dir_fd)
         except FileNotFoundError:
             return  # gone between the stat and the open
         except OSError as exc:
@@ -548,7 +307,7 @@ class Follower:
             return
         if not stat.S_ISREG(real.st_mode):  # swapped for a FIFO or a device between the stat and the open
             os.close(fd)
-            self._refuse(state, _kind(real.st_mode))
+            self._refuse(state, kind(real.st_mode))
             return
         state.fd = fd
         state.ident = (real.st_dev, real.st_ino)
@@ -726,7 +485,7 @@ class Follower:
             waits = [self._wake_r] if self._inotify is None else [self._wake_r, self._inotify.fd]
             readable, _, _ = select.select(waits, [], [], timeout)
             for fd in readable:  # what woke us does not matter: every turn re-reads every file
-                _drain(fd)
+                drain(fd)
 
     def shutdown(self, deadline: float) -> None:
         """Read every file to its end, flush, run the final upload; all before `deadline`."""
@@ -736,7 +495,7 @@ class Follower:
             try:
                 self.check(state, now, final=True)
             except OSError as exc:
-                self.log.warning(SidecarEvent.FINAL_READ_FAILED, file=state.name, error=_error(exc))
+                self.log.warning(SidecarEvent.FINAL_READ_FAILED, file=state.name, error=error_text(exc))
         if self._worker is not None:
             self._worker.drain(deadline)
         if self.mirror is not None:

@@ -65,8 +65,12 @@ class _ShrankError(Exception):
     """The file is shorter than the prefix we meant to append: upload whole next time."""
 
 
-def make_client(endpoint: str, *, ca_bundle: str | None = None, timeout: float = 5.0) -> Any:
-    """A minio client for `endpoint` (http or https URL), credentials from the standard AWS env vars."""
+def make_client(
+    endpoint: str, *, ca_bundle: str | None = None, timeout: float = 5.0, web_identity: bool = False
+) -> Any:
+    """A minio client for `endpoint` (http or https URL), credentials from the standard AWS env vars:
+    the keys, or with `web_identity` temporary ones for AWS_ROLE_ARN and the token in
+    AWS_WEB_IDENTITY_TOKEN_FILE (see `_web_identity`)."""
     import ssl  # noqa: PLC0415 - imported only when mirroring (ssl alone is ~5 MiB of RSS)
     from urllib.parse import urlparse  # noqa: PLC0415
 
@@ -93,9 +97,51 @@ def make_client(endpoint: str, *, ca_bundle: str | None = None, timeout: float =
     return Minio(
         parsed.netloc,
         secure=secure,
-        credentials=EnvAWSProvider(),
+        credentials=_web_identity(pool_kwargs, ca_bundle) if web_identity else EnvAWSProvider(),
         http_client=http,
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+    )
+
+
+def sts_endpoint() -> str:
+    """Where AssumeRoleWithWebIdentity goes: AWS_ENDPOINT_URL_STS (the AWS SDKs' variable) if set, else
+    AWS's STS for AWS_REGION, as minio's IamAwsProvider (what Elyra's bootstrapper uses) chooses it."""
+    custom = os.environ.get("AWS_ENDPOINT_URL_STS")
+    if custom:
+        return custom
+    region = os.environ.get("AWS_REGION")
+    if not region:
+        return "https://sts.amazonaws.com"
+    return f"https://sts.{region}.amazonaws.com" + (".cn" if region.startswith("cn-") else "")
+
+
+def _web_identity(pool_kwargs: dict[str, Any], ca_bundle: str | None) -> Any:
+    """Temporary credentials from STS for AWS_ROLE_ARN, renewed when they expire; the token file is read
+    again for each request (the kubelet rotates a projected token). The STS connection has the same
+    timeouts and no retries of its own (the mirror's bounded retries apply); it trusts the system's CAs
+    and the --ca-bundle. Errors are reported by class only: minio's text holds the request URL, and
+    with it the token."""
+    import ssl  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    import urllib3  # noqa: PLC0415
+    from minio.credentials.providers import WebIdentityProvider  # noqa: PLC0415
+
+    context = ssl.create_default_context()
+    if ca_bundle:
+        context.load_verify_locations(cafile=ca_bundle)
+    sts_http = urllib3.PoolManager(**{**pool_kwargs, "ssl_context": context, "maxsize": 1})
+    token_file = Path(os.environ["AWS_WEB_IDENTITY_TOKEN_FILE"])
+
+    def token() -> dict[str, str]:
+        return {"access_token": token_file.read_text(encoding="utf-8").strip(), "expires_in": "0"}
+
+    return WebIdentityProvider(
+        jwt_provider_func=token,
+        sts_endpoint=sts_endpoint(),
+        role_arn=os.environ["AWS_ROLE_ARN"],
+        role_session_name=os.environ.get("AWS_ROLE_SESSION_NAME") or None,
+        http_client=sts_http,
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["install", "main"]
+__all__ = ["install", "main", "parser"]
 
 
 def install(dest: str | Path) -> Path:
@@ -34,12 +34,16 @@ def install(dest: str | Path) -> Path:
     return target
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         prog="elyra-sidecar install-live", description="Install the live-output sitecustomize.py into DIR."
     )
-    parser.add_argument("--dest", required=True, help="directory on the shared volume")
-    args = parser.parse_args(argv)
+    p.add_argument("--dest", required=True, help="directory on the shared volume")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         target = install(args.dest)
     except OSError as exc:

@@ -17,6 +17,7 @@ import threading
 import time
 
 from elyra_sidecar import contract, diagnostics
+from elyra_sidecar._argtypes import positive_number
 from elyra_sidecar.contract import SidecarEvent
 from elyra_sidecar.sidecar._follow import Follower, FollowerOptions, Output
 
@@ -31,13 +32,6 @@ if TYPE_CHECKING:  # typing costs every step pod's start-up time and memory: ann
 __all__ = ["main", "parser"]
 
 
-def _positive(value: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return number
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="elyra-sidecar tail",
@@ -47,7 +41,8 @@ def parser() -> argparse.ArgumentParser:
             prog, width=int(os.environ.get("COLUMNS", "100"))
         ),
         description="Follow an Elyra step's script log: stream it to stdout byte for byte and mirror it "
-        "to object storage. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
+        "to object storage. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else from "
+        "AWS_ROLE_ARN / AWS_WEB_IDENTITY_TOKEN_FILE (IRSA: AssumeRoleWithWebIdentity).",
     )
     p.add_argument(contract.ARG_DIR, required=True, help="directory holding the files")
     p.add_argument(
@@ -66,14 +61,16 @@ def parser() -> argparse.ArgumentParser:
         dest="keys",
         help="object key for the n-th --file (repeatable)",
     )
-    p.add_argument(contract.ARG_UPLOAD_INTERVAL, type=_positive, default=5.0, dest="upload_interval")
-    p.add_argument(contract.ARG_SHUTDOWN_DEADLINE, type=_positive, default=10.0, dest="shutdown_deadline")
+    p.add_argument(contract.ARG_UPLOAD_INTERVAL, type=positive_number, default=5.0, dest="upload_interval")
+    p.add_argument(
+        contract.ARG_SHUTDOWN_DEADLINE, type=positive_number, default=10.0, dest="shutdown_deadline"
+    )
     p.add_argument(contract.ARG_FORMAT, choices=("raw", "json"), default="raw", dest="format")
     p.add_argument(contract.ARG_CA_BUNDLE, dest="ca_bundle")
     p.add_argument(contract.ARG_POLL, action="store_true", dest="poll", help="poll instead of inotify")
     p.add_argument(
         "--idle-flush",
-        type=_positive,
+        type=positive_number,
         default=0.5,
         dest="idle_flush",
         help="emit a final line without newline after this many idle seconds",
@@ -111,11 +108,18 @@ def _mirror(
     if len(args.keys) != len(args.files):
         log.warning(SidecarEvent.MIRROR_DISABLED, reason="the number of --key and --file differ")
         return None, {}
-    if not os.environ.get("AWS_ACCESS_KEY_ID") or not os.environ.get("AWS_SECRET_ACCESS_KEY"):
-        log.warning(SidecarEvent.MIRROR_DISABLED, reason="AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY not set")
+    # As Elyra's bootstrapper: the keys when both are set, else IRSA / web identity.
+    keys = bool(os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    web_identity = all(os.environ.get(name) for name in contract.WEB_IDENTITY_ENV)
+    if not keys and not web_identity:
+        log.warning(
+            SidecarEvent.MIRROR_DISABLED,
+            reason="neither AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY nor AWS_ROLE_ARN and "
+            "AWS_WEB_IDENTITY_TOKEN_FILE are set",
+        )
         return None, {}
     try:
-        client = make_client(args.endpoint, ca_bundle=args.ca_bundle)
+        client = make_client(args.endpoint, ca_bundle=args.ca_bundle, web_identity=not keys)
     except Exception as exc:
         log.warning(SidecarEvent.MIRROR_DISABLED, reason=f"{type(exc).__name__}: {exc}")
         return None, {}

@@ -8,7 +8,6 @@ lists the same keys (a test keeps the two in step).
 from __future__ import annotations
 
 import dataclasses
-import math
 import posixpath
 import re
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from elyra_sidecar import contract
+from elyra_sidecar._argtypes import MAX_SECONDS
 from elyra_sidecar._version import version
 from elyra_sidecar.transformer._yaml import YamlLimitError, load_documents
 
@@ -102,6 +102,10 @@ class ArtifactsConfig:
     notebook: bool = True
     outputs: bool = True
     wildcards: Literal["directory", "skip"] = "directory"
+    #: Pod mode (KFP v2): name the log and the outputs above as output artifacts in the launcher's
+    #: `--executor_input`, linked into place by an init container (docs/pod-mode.md). Off until a real
+    #: cluster has shown it: it edits a KFP-internal flag of main's command.
+    kfp_v2: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,9 @@ class WebhookConfig:
     read_timeout_seconds: float = 5.0
     #: Connections open at once; further clients wait in the kernel's accept queue.
     max_connections: int = 100
+    #: Bytes a review may take once parsed (a bound computed from the body before parsing it); a larger
+    #: one is allowed, not injected, counted as too_large. Real reviews are bounded at about 9x their body.
+    max_review_memory_bytes: int = 128 << 20
 
 
 @dataclass(frozen=True)
@@ -191,7 +198,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _check_value(value: Any, tp: Any, key: str) -> Any:
+def _check_value(value: Any, tp: Any, key: str) -> Any:  # noqa: C901, PLR0911, PLR0912 - one dispatch over the config's field types, a return each
     origin = get_origin(tp)
     args = get_args(tp)
     if origin is Literal:
@@ -208,9 +215,12 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: must be true or false, got {value!r}")
         return value
     if tp is float:
-        # NaN compares false with everything, so `<= 0` alone would let `.nan` (and `.inf`) through.
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-            raise ConfigError(f"{key}: must be a finite positive number, got {value!r}")
+        # NaN compares false with everything, so `<= 0` alone would let `.nan` (and `.inf`) through. Every
+        # float setting is seconds, at most what the sidecar's options take (the sidecar exits 2 above).
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_SECONDS:
+            raise ConfigError(
+                f"{key}: must be a finite positive number of at most {MAX_SECONDS} (a week), got {value!r}"
+            )
         return float(value)
     if tp is str:
         if not isinstance(value, str) or not value:
@@ -324,7 +334,7 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
-def _type_schema(tp: Any) -> dict[str, Any]:
+def _type_schema(tp: Any) -> dict[str, Any]:  # noqa: PLR0911 - one dispatch over the config's field types, a return each
     origin = get_origin(tp)
     args = get_args(tp)
     if origin is Literal:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
-from elyra_sidecar.transformer._shell import ShellSyntaxError, Word, change_directory, parse_script
+from elyra_sidecar.transformer._shell import START, Command, Directory, ShellSyntaxError, Word, parse_script
 
 __all__ = ["ElyraNode", "NodeParseError", "is_elyra_candidate", "read_elyra_node"]
 
@@ -227,9 +227,13 @@ def _walk(script: str) -> _Found:
     """Everything the node reader takes from a script; raises _ScanError when the script itself is
     unreadable (not remembered). Checks in the order the reader always made them: the first one wins."""
     found = _Scan()
-    _scan(Word(script), ".", found)
+    _scan(Word(script), START, found)
     invocation = found.invocation
     if invocation is None:
+        if found.never_runs:
+            return _Found(
+                None, f".container.args: the `python3 bootstrapper.py` call never runs ({found.never_runs})"
+            )
         return _Found(None, ".container.args: no `python3 bootstrapper.py` call found")
     try:
         values = _read_options(invocation.args)
@@ -262,9 +266,41 @@ def _walk(script: str) -> _Found:
 class _Scan:
     invocation: _Invocation | None = None
     url: str = ""
+    #: Why a command that mentions the bootstrapper never runs (the first one), e.g. "`false &&` before it".
+    never_runs: str = ""
 
 
-def _scan(script: Word, cwd: str, found: _Scan, depth: int = 0) -> None:
+# What the reader knows of a command's exit status, to tell whether a command after `&&` or `||` runs.
+_OK, _FAIL, _UNKNOWN = "ok", "fail", "unknown"
+_KNOWN_STATUS = {"false": _FAIL, "true": _OK, ":": _OK}
+
+
+def _runs(operator: str, status: str) -> str:
+    """Whether a command after `operator` runs, the list before it having ended with `status`:
+    "yes", "no", or "maybe" (the status is not known from the text)."""
+    if operator not in ("&&", "||"):
+        return "yes"
+    if status == _UNKNOWN:
+        return "maybe"
+    return "yes" if (status == _OK) == (operator == "&&") else "no"
+
+
+def _noexec(options: list[str]) -> bool:
+    """Whether shell options (`sh -n`, `bash -xn`, `set -o noexec`) make the shell read commands without
+    running them."""
+    for index, option in enumerate(options):
+        if option.startswith("-") and not option.startswith("--") and "n" in option[1:]:
+            return True
+        if option in ("-o", "+o") and options[index + 1 : index + 2] == ["noexec"]:
+            return option == "-o"
+    return False
+
+
+def _mentions_bootstrapper(command: Command) -> bool:
+    return any("bootstrapper.py" in w.value for w in command.words)
+
+
+def _scan(script: Word, cwd: Directory, found: _Scan, depth: int = 0) -> None:  # noqa: C901, PLR0912 - one pass over a script's commands, a branch per shell construct
     """Walk the script as the shell would, following `cd` and nested `sh -c`, to `python3 bootstrapper.py`.
 
     Each script is parsed once, and only if it mentions `bootstrapper.py`: a child `sh -c` that does not
@@ -275,21 +311,47 @@ def _scan(script: Word, cwd: str, found: _Scan, depth: int = 0) -> None:
         commands = parse_script(script.value, outer=script.spans)
     except ShellSyntaxError as exc:
         raise _ScanError(str(exc)) from exc
-    for command in commands:
+    status, before = _OK, ""
+    for position, command in enumerate(commands):
         words = command.words
+        # Whether it runs at all: `false && X` and `true || X` never run X (the shell's rule for and-or
+        # lists; only `true`, `:` and `false` have a status known from the text, any other may do either).
+        joined, before = before, command.terminator
+        runs = _runs(joined, status)
+        if runs == "no":  # skipped: the list keeps its status
+            if _mentions_bootstrapper(command) and not found.never_runs:
+                found.never_runs = f"`{'false &&' if joined == '&&' else 'true ||'}` before it"
+            continue
+        own = _KNOWN_STATUS.get(words[0].value, _UNKNOWN) if words else _OK
+        # "maybe": either skipped (then the status was the one that skips it) or run (then its own).
+        skipped_status = _FAIL if joined == "&&" else _OK
+        status = own if runs == "yes" or own == skipped_status else _UNKNOWN
         if not words:
             continue
         program = words[0].value  # argv only where a command can matter: most are `echo`, `pip`, `mkdir`
+        in_subshell = joined == "|" or command.terminator in ("|", "&")
+        if (
+            runs == "yes"
+            and not in_subshell
+            and (program == "exit" or (program == "set" and _noexec([w.value for w in words[1:]])))
+        ):
+            # The shell stops here (`exit`) or only reads what follows (`set -n`): nothing after runs.
+            if not found.never_runs and any(_mentions_bootstrapper(c) for c in commands[position + 1 :]):
+                found.never_runs = f"`{program}{' -n' if program == 'set' else ''}` before it"
+            return
         if program == "cd":
             target = words[1] if len(words) > 1 else None
             if target is None or target.dynamic:
                 raise _ScanError("`cd` to a directory only known at run time")
-            cwd = change_directory(cwd, target.value)
+            cwd = cwd.cd(target.value)
         elif program in _SHELLS:
             argv = command.argv
             if "-c" in argv[1:]:
                 index = argv.index("-c", 1) + 1
-                if index < len(argv) and "bootstrapper.py" in argv[index]:
+                if index < len(argv) and "bootstrapper.py" in argv[index] and _noexec(argv[1 : index - 1]):
+                    if not found.never_runs:  # `sh -n -c X` reads X and runs nothing
+                        found.never_runs = f"`{program} -n` reads the script without running it"
+                elif index < len(argv) and "bootstrapper.py" in argv[index]:
                     # A child shell inherits the working directory; its own `cd` does not come back.
                     _scan(words[index], cwd, found, depth + 1)
                     if found.invocation is not None:
@@ -304,7 +366,7 @@ def _scan(script: Word, cwd: str, found: _Scan, depth: int = 0) -> None:
             and _PYTHONS.match(program)
             and posixpath.basename(words[1].value) == "bootstrapper.py"
         ):
-            found.invocation = _Invocation(args=tuple(words[2:]), cwd=cwd)
+            found.invocation = _Invocation(args=tuple(words[2:]), cwd=cwd.path)
             return
 
 

@@ -316,7 +316,7 @@ def _umask() -> int:
     return mask
 
 
-def write_output(output: str, data: bytes, stdout: BinaryIO | None) -> None:
+def write_output(output: str, data: bytes, stdout: BinaryIO | None) -> None:  # noqa: C901 - stdout, a device/FIFO, a link, or an atomic replace keeping the mode: each its own branch
     """Write all of `data` to `output` (`-`: standard output), or raise InputError saying where it failed.
 
     A file is replaced atomically: it holds either its old content or the whole new one. A new file gets

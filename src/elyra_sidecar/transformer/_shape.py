@@ -3,7 +3,8 @@
 A fuzzer found the steps crashing on Workflows whose fields had the wrong type (`env: "x"`, `outputs: 3`)
 or were empty (`env:` with nothing after it is YAML null). Argo and the API server treat a null field as
 absent, so an empty one is dropped here (in a copy of the template only: the input is never mutated) and
-`restore_untouched` puts the original back in every template the transform left alone. Any other wrong
+`restore_untouched` puts the original back in every template the transform left alone (`transform()` runs
+both itself: the library, the CLI and the webhook get the same checked rewrite). Any other wrong
 type is an error naming the place, as Argo itself would refuse the Workflow. Fields the steps never look
 at are not checked: they are kept as they are.
 """
@@ -13,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from elyra_sidecar.transformer._transform import WorkflowError
+__all__ = ["WorkflowError", "check_shape", "restore_untouched"]
 
-__all__ = ["check_shape", "restore_untouched"]
+
+class WorkflowError(ValueError):
+    """The input is not a Workflow this tool can rewrite; the message says what and where."""
+
 
 # What a field must be, keyed by name, for each object the steps read. A nested spec checks the value
 # (a mapping) or each item (a list of mappings); "str" a string. None of these may be null after the check.
@@ -69,7 +73,7 @@ def _place(where: _Where) -> str:
     return f"{_place(parent)}[{key}]" if isinstance(key, int) else f"{_place(parent)}.{key}"
 
 
-def _checked(obj: Mapping[str, Any], spec: _Spec, where: _Where) -> Mapping[str, Any]:
+def _checked(obj: Mapping[str, Any], spec: _Spec, where: _Where) -> Mapping[str, Any]:  # noqa: C901 - the hot path: one loop over a spec, a branch per field kind
     """`obj` when fine as it is, else a copy with its null fields dropped; raises WorkflowError."""
     required = _REQUIRED.get(id(spec), ())
     for key in required:
@@ -145,7 +149,7 @@ def _get(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def check_shape(workflow: Any) -> Any:
+def check_shape(workflow: Any) -> Any:  # noqa: C901 - the hot path: the checks inline, no call per template field
     """The workflow with every empty field the steps extend dropped; raises WorkflowError naming a bad field.
 
     Only Workflow-like mappings with a list of templates are looked at; anything else is left for

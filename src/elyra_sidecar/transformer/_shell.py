@@ -9,15 +9,15 @@ text, so callers can tell a literal value from one that is only known at run tim
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
-import posixpath
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-__all__ = ["Command", "ShellSyntaxError", "Word", "parse_script"]
+__all__ = ["START", "Command", "Directory", "ShellSyntaxError", "Word", "parse_script"]
 
 _DOUBLE_QUOTE_ESCAPES = frozenset('$`"\\\n')
 _NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
@@ -28,6 +28,7 @@ _OPERATOR_START = frozenset("&|;()<>")
 # A run of characters with no special meaning in an unquoted word (tokenizing, not parsing).
 _PLAIN_RUN = re.compile(r"[^\s'\"\\$`&|;()<>]+")
 _DQ_PLAIN_RUN = re.compile(r'[^"\\$`]+')
+_NAME_RUN = re.compile(r"[A-Za-z0-9_]*")
 # Where a word ends: a blank, a newline, an operator or redirection, or the end of the text.
 _WORD_END = r"(?=[ \t\n&|;()<>]|\Z)"
 # Words with nothing to remove but their quotes: unquoted with no special character (and no `=`, so never
@@ -109,9 +110,10 @@ class _Reader:
         return self.pos >= len(self.text)
 
 
-def _read_expansion(r: _Reader, out: list[str], refs: list[str], spans: list[tuple[int, int]]) -> None:
-    """Read an expansion starting at `$`; append its raw text to `out`, its name to `refs`, and where
-    that raw text sits in the word to `spans`."""
+def _read_expansion(r: _Reader, out: list[str], refs: list[str], marks: list[int]) -> None:
+    """Read an expansion starting at `$`; append its raw text to `out`, its name to `refs`, and the index
+    in `out` of that raw text to `marks` (`_read_word` turns them into `spans` in one pass at the end:
+    counting the word's length at each `$` made a word of many expansions cost their number squared)."""
     start = r.pos
     r.pos += 1  # the `$`
     nxt = r.peek()
@@ -119,13 +121,9 @@ def _read_expansion(r: _Reader, out: list[str], refs: list[str], spans: list[tup
         end = r.text.find("}", r.pos)
         if end < 0:
             raise ShellSyntaxError("unterminated ${", start)
-        inner = r.text[r.pos + 1 : end]
-        name = ""
-        for ch in inner:
-            if ch not in _NAME_CHARS:
-                break
-            name += ch
-        refs.append(name or inner[:1])
+        name_match = _NAME_RUN.match(r.text, r.pos + 1, end)
+        name = name_match.group() if name_match else ""
+        refs.append(name or r.text[r.pos + 1 : min(r.pos + 2, end)])
         r.pos = end + 1
     elif nxt == "(":
         depth = 0
@@ -154,15 +152,28 @@ def _read_expansion(r: _Reader, out: list[str], refs: list[str], spans: list[tup
         # A lone `$` is a literal dollar sign.
         out.append("$")
         return
-    offset = sum(map(len, out))
+    marks.append(len(out))
     out.append(r.text[start : r.pos])
-    spans.append((offset, offset + r.pos - start))
 
 
-def _read_word(r: _Reader) -> Word:
+def _spans_of(out: list[str], marks: list[int]) -> tuple[tuple[int, int], ...]:
+    """Where the pieces `out[i]` for i in `marks` (ascending) sit in `"".join(out)`: one pass."""
+    spans: list[tuple[int, int]] = []
+    offset = 0
+    following = iter(marks)
+    mark = next(following, -1)
+    for index, piece in enumerate(out):
+        if index == mark:
+            spans.append((offset, offset + len(piece)))
+            mark = next(following, -1)
+        offset += len(piece)
+    return tuple(spans)
+
+
+def _read_word(r: _Reader) -> Word:  # noqa: C901, PLR0912, PLR0915 - the tokenizer: one loop over characters, a branch per quoting construct
     out: list[str] = []
     refs: list[str] = []
-    spans: list[tuple[int, int]] = []
+    marks: list[int] = []
     text = r.text
     while r.pos < len(text):
         plain = _PLAIN_RUN.match(text, r.pos)
@@ -200,7 +211,7 @@ def _read_word(r: _Reader) -> Word:
                         out.append(escaped)
                     r.pos += 2
                 elif c == "$":
-                    _read_expansion(r, out, refs, spans)
+                    _read_expansion(r, out, refs, marks)
                 elif c == "`":
                     raise ShellSyntaxError("backquote command substitution is not supported", r.pos)
                 else:
@@ -214,13 +225,14 @@ def _read_word(r: _Reader) -> Word:
                 out.append(escaped)
             r.pos += 2
         elif ch == "$":
-            _read_expansion(r, out, refs, spans)
+            _read_expansion(r, out, refs, marks)
         elif ch == "`":
             raise ShellSyntaxError("backquote command substitution is not supported", r.pos)
         else:
             out.append(ch)
             r.pos += 1
-    return Word("".join(out), dynamic=bool(refs), refs=tuple(refs), spans=tuple(spans))
+    spans = _spans_of(out, marks) if marks else ()
+    return Word("".join(out), dynamic=bool(refs), refs=tuple(refs), spans=spans)
 
 
 def _literal(value: str) -> Word:
@@ -236,14 +248,31 @@ def _is_assignment(raw: str) -> bool:
     return bool(sep) and bool(name) and name[0] in _NAME_START and all(c in _NAME_CHARS for c in name)
 
 
-def _marked(word: Word, start: int, end: int, outer: tuple[tuple[int, int], ...]) -> Word:
+class _Filled:
+    """The parts of a script the outer shell fills in (its `outer` spans), sorted and merged, so whether a
+    word touches one is one binary search (a look at every span for every word cost words x spans)."""
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self, spans: tuple[tuple[int, int], ...]) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        for a, b in sorted(spans):
+            if self.ends and a <= self.ends[-1]:
+                self.ends[-1] = max(self.ends[-1], b)
+            else:
+                self.starts.append(a)
+                self.ends.append(b)
+
+    def touches(self, start: int, end: int) -> bool:
+        """Whether text[start:end] overlaps a filled-in part."""
+        first = bisect.bisect_right(self.ends, start)  # the first part ending after `start`
+        return first < len(self.starts) and self.starts[first] < end
+
+
+def _marked(word: Word, start: int, end: int, outer: _Filled) -> Word:
     """`word` (read from text[start:end]) marked dynamic when the outer shell fills part of it in."""
-    if word.dynamic:
-        return word
-    for a, b in outer:
-        if a < end and start < b:
-            break
-    else:
+    if word.dynamic or not outer.touches(start, end):
         return word
     return Word(word.value, dynamic=True, refs=(*word.refs, "(outer shell)"), spans=((0, len(word.value)),))
 
@@ -360,9 +389,10 @@ def _remembered(text: str, outer: _Spans) -> tuple[Command, ...]:
     return tuple(_parse(text, outer))
 
 
-def _parse(text: str, outer: _Spans) -> list[Command]:
+def _parse(text: str, spans: _Spans) -> list[Command]:  # noqa: C901, PLR0912, PLR0915 - the grammar: one loop over tokens, a branch per operator
     """The reader itself: `text` from its start to its end, at once."""
     r = _Reader(text)
+    outer = _Filled(spans) if spans else None
     commands: list[Command] = []
     current = _Building()
 
@@ -385,7 +415,7 @@ def _parse(text: str, outer: _Spans) -> list[Command]:
             pass  # a word only `_read_word` reads, at r.pos
         elif kind == "run":
             start, r.pos = token.span(kind)
-            if outer and any(a < r.pos and start < b for a, b in outer):  # some are filled in at run time
+            if outer is not None and outer.touches(start, r.pos):  # some are filled in at run time
                 current.words += [
                     _marked(_literal(m.group(1) or m.group(2) or m.group(3) or ""), m.start(), m.end(), outer)
                     for m in _RUN_WORDS.finditer(text, start, r.pos)
@@ -399,7 +429,7 @@ def _parse(text: str, outer: _Spans) -> list[Command]:
         elif kind == "plain":
             start, r.pos = token.span(kind)
             word = _literal(token.group(kind))
-            current.words.append(_marked(word, start, r.pos, outer) if outer else word)
+            current.words.append(_marked(word, start, r.pos, outer) if outer is not None else word)
             continue
         elif kind == "newline":
             r.pos = token.end()
@@ -429,7 +459,9 @@ def _parse(text: str, outer: _Spans) -> list[Command]:
             current.redirects.append((redirect, target))
             continue
         start = r.pos
-        word = _marked(_read_word(r), start, r.pos, outer)
+        word = _read_word(r)
+        if outer is not None:
+            word = _marked(word, start, r.pos, outer)
         if not current.words and _is_assignment(text[start : r.pos]):
             current.assignments.append(word)
         else:
@@ -444,6 +476,48 @@ def _parse(text: str, outer: _Spans) -> list[Command]:
     return commands
 
 
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """A working directory as `cd` leaves it: a chain of components from its `root` ("" for `.`, relative
+    to an unknown base; "/", or "//", which POSIX leaves to the system). Immutable, so a child shell shares
+    its parent's; each `cd` costs its target's length, not the path's (joining and normalizing the whole
+    path at every `cd` was quadratic in their number). Paths come out as `posixpath.normpath` writes them."""
+
+    parent: Directory | None = None  # None: the root
+    name: str = ""
+    root: str = ""
+
+    def cd(self, target: str) -> Directory:
+        """The directory after `cd target` (`..` of `/` is `/`, `..` of `.` is `..`)."""
+        here = self
+        if target.startswith("/"):
+            here = _ROOTS[target.startswith("//") and not target.startswith("///")]
+        for part in target.split("/"):
+            if part in ("", "."):
+                continue
+            if part != "..":
+                here = Directory(here, part, here.root)
+            elif here.parent is not None and here.name != "..":
+                here = here.parent
+            elif not here.root:
+                here = Directory(here, "..", "")
+        return here
+
+    @property
+    def path(self) -> str:
+        parts: list[str] = []
+        here: Directory | None = self
+        while here is not None and here.parent is not None:
+            parts.append(here.name)
+            here = here.parent
+        return self.root + "/".join(reversed(parts)) or "."
+
+
+_ROOTS = (Directory(root="/"), Directory(root="//"))
+#: The directory a script starts in.
+START = Directory()
+
+
 def change_directory(cwd: str, target: str) -> str:
     """The directory after `cd target` from `cwd` (POSIX paths; `cwd` may be relative to an unknown base)."""
-    return posixpath.normpath(posixpath.join(cwd, target))
+    return START.cd(cwd).cd(target).path

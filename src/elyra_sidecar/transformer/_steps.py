@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -116,6 +116,9 @@ class Placement:
     live_dir: str | None = None
     #: (artifact name, path relative to run_dir) declared per Elyra `--outputs` entry.
     output_artifacts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: Pod mode only: main's mount of Argo's executor volume (`/var/run/argo`), where emissary writes main's
+    #: exit code; the sidecar mounts it read-only and stops by itself when that file appears.
+    argo_mount: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -320,9 +323,46 @@ def enable_live_output(template: dict[str, Any], node: ElyraNode, place: Placeme
     return notes
 
 
-def _credential_env(main: dict[str, Any]) -> list[EnvVar]:
+def sidecar_credentials(main: Mapping[str, Any]) -> tuple[list[EnvVar], list[VolumeMount]]:
+    """What the sidecar needs of main's to reach object storage as main does: the env entries (copies,
+    `value` or `valueFrom` as main has them) and the volume mounts (read-only) for them.
+
+    Static keys (`contract.CREDENTIAL_ENV`) as they are. IRSA / web identity when main has both
+    `contract.WEB_IDENTITY_ENV` entries: those, the optional ones of `WEB_IDENTITY_OPTIONAL_ENV` main has,
+    and main's mount that holds the token file (the projected service-account token), read-only. Used by
+    both the Workflow mode and the Pod mode."""
+    env = main.get("env") or []
+    names = {e.get("name") for e in env}
     wanted = set(contract.CREDENTIAL_ENV)
-    return [copy_tree(e) for e in main.get("env") or [] if e.get("name") in wanted]
+    if set(contract.WEB_IDENTITY_ENV) <= names:
+        wanted |= {*contract.WEB_IDENTITY_ENV, *contract.WEB_IDENTITY_OPTIONAL_ENV}
+    copies = [copy_tree(e) for e in env if e.get("name") in wanted]
+    token = next((e for e in copies if e.get("name") == "AWS_WEB_IDENTITY_TOKEN_FILE"), None)
+    mounts: list[VolumeMount] = []
+    if token is not None and isinstance(token.get("value"), str):
+        holder = _mount_holding(main, str(token["value"]))
+        if holder is not None:
+            mounts.append(copy_mount(holder, read_only=True))
+    return copies, mounts
+
+
+def _mount_holding(container: Mapping[str, Any], path: str) -> dict[str, Any] | None:
+    """The container's mount whose directory holds `path` (the deepest one), if any."""
+    best: dict[str, Any] | None = None
+    for mount in container.get("volumeMounts") or []:
+        root = str(mount.get("mountPath") or "").rstrip("/")
+        if not mount.get("name") or not root or not path.startswith(root + "/"):
+            continue
+        if best is None or len(root) > len(str(best["mountPath"]).rstrip("/")):
+            best = mount
+    return best
+
+
+def add_mounts(container: Any, mounts: list[VolumeMount]) -> None:
+    """Append `mounts` to the container's, skipping any whose mountPath it already has."""
+    have = container.setdefault("volumeMounts", [])
+    taken = {str(m.get("mountPath", "")).rstrip("/") for m in have}
+    have.extend(m for m in mounts if str(m["mountPath"]).rstrip("/") not in taken)
 
 
 def object_key(cos_directory: str, name: str) -> str:
@@ -346,7 +386,7 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
         return notes
     sidecars = template.setdefault("sidecars", [])
     main = _main(template)
-    env = _credential_env(main)
+    env, credential_mounts = sidecar_credentials(main)
     options: list[tuple[str, str]] = [
         (contract.ARG_DIR, place.live_dir or place.run_dir),
         (contract.ARG_FILE, log_file),
@@ -364,6 +404,8 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
         (contract.ARG_SHUTDOWN_DEADLINE, _number(cfg.shutdown_deadline_seconds)),
         (contract.ARG_FORMAT, cfg.log_format),
     ]
+    if place.argo_mount is not None:  # Pod mode: Argo does not know our container, main's exit ends it
+        options.append((contract.ARG_MAIN_EXIT_FILE, contract.ARGO_MAIN_EXIT_CODE_FILE))
     # `--name=value`, never `--name value`: a value starting with `-` (a script named `-x.py` logs to
     # `-x.log`) would otherwise be read as an option and the sidecar would exit 2 at once.
     args = [f"{name}={value}" for name, value in options]
@@ -375,6 +417,10 @@ def add_log_sidecar(template: dict[str, Any], node: ElyraNode, place: Placement,
         mount=copy_mount(place.shared_mount, read_only=True),
         env=env if cfg.mirror else None,
     )
+    if place.argo_mount is not None:  # read-only: the sidecar only watches for main's exit-code file
+        sidecar["volumeMounts"].append(copy_mount(place.argo_mount, read_only=True))
+    if cfg.mirror:
+        add_mounts(sidecar, credential_mounts)
     sidecars.append(sidecar)
     mirrored = (
         f", mirrored to s3://{node.cos_bucket}/{object_key(node.cos_directory, log_file)}"

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import PurePath
 from typing import Any, Literal
 
 from elyra_sidecar import contract
 from elyra_sidecar.transformer._config import Config
 from elyra_sidecar.transformer._elyra import ElyraNode, NodeParseError, is_elyra_candidate, read_elyra_node
-from elyra_sidecar.transformer._registry import NODE_STEPS, WORKFLOW_STEPS
+from elyra_sidecar.transformer._registry import NODE_STEPS, WORKFLOW_STEPS, run_node_steps
+from elyra_sidecar.transformer._shape import WorkflowError, check_shape, restore_untouched
 from elyra_sidecar.transformer._steps import (
     TRANSFORMED_ANNOTATION,
     Change,
     Notes,
-    Placement,
     RewrittenNode,
 )
 
@@ -47,10 +49,6 @@ KFP_V2_NOTE = (
     "(KFP >= 2.14), or a whole namespace with `config.webhook.inject_all_in_namespaces` (any KFP 2.x). "
     "Upload this pipeline to KFP unchanged. See docs/pod-mode.md."
 )
-
-
-class WorkflowError(ValueError):
-    """The input is not a Workflow this tool can rewrite; the message says what and where."""
 
 
 @dataclass(frozen=True)
@@ -225,17 +223,6 @@ def _writable_copy(template: Mapping[str, Any]) -> dict[str, Any]:
     return mine
 
 
-def _run_node_steps(template: dict[str, Any], node: ElyraNode, config: Config) -> tuple[Placement, Notes]:
-    place = Placement()
-    notes = Notes()
-    for step in NODE_STEPS:
-        if step.enabled(config):
-            result = step.run(template, node, place, config)
-            notes.added += result.added
-            notes.warnings += result.warnings
-    return place, notes
-
-
 def _with_templates(
     workflow: Mapping[str, Any], templates: list[Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -250,13 +237,39 @@ def _with_templates(
     return out, spec
 
 
-def transform(workflow: Mapping[str, Any], config: Config | None = None) -> TransformResult:
-    """Rewrite every selected Elyra node of `workflow`. The input is never mutated.
+#: What the rewrite can raise on a shape nobody foresaw; `transform` turns it into one WorkflowError line.
+_CRASHES = (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError)
 
-    Raises WorkflowError when the input is not an Argo Workflow, and NodeParseError for an unreadable
-    Elyra node when `config.strict` is set (otherwise that node is left alone with a warning).
+
+def transform(workflow: Any, config: Config | None = None) -> TransformResult:
+    """Rewrite every selected Elyra node of `workflow`. The input is never mutated. Safe on any input.
+
+    The shape check comes first (an empty field such as `env:` reads as absent, a wrong type is refused
+    naming its place) and every template the rewrite left alone is given back as the input had it.
+    Raises WorkflowError (one line: what and where) when the input is not an Argo Workflow this tool can
+    rewrite, and NodeParseError for an unreadable Elyra node when `config.strict` is set (otherwise that
+    node is left alone with a warning). Nothing else escapes: a crash inside the rewrite on a shape the
+    shape check does not know becomes a WorkflowError naming the place in the code (a bug to report).
     """
     config = config or Config()
+    try:
+        checked = check_shape(workflow)
+        result = _transform(checked, config)
+    except (WorkflowError, NodeParseError):
+        raise
+    except _CRASHES as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f"{PurePath(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "an unknown place"
+        raise WorkflowError(
+            f"the rewrite failed on a Workflow shape it does not handle ({type(exc).__name__} at {where}); "
+            "nothing was changed. Please report it with the input."
+        ) from exc
+    restored = restore_untouched(result.workflow, checked, workflow)
+    return result if restored is result.workflow else replace(result, workflow=restored)
+
+
+def _transform(workflow: Mapping[str, Any], config: Config) -> TransformResult:
+    """`transform` on a shape-checked input."""
     check_workflow(workflow)
     templates = templates_of(workflow)
     reports: list[NodeReport] = []
@@ -269,7 +282,7 @@ def transform(workflow: Mapping[str, Any], config: Config | None = None) -> Tran
             reports += [read] if read is not None else []
             continue
         new_templates[index] = mine = _writable_copy(template)
-        place, notes[read.template_name] = _run_node_steps(mine, read, config)
+        place, notes[read.template_name] = run_node_steps(NODE_STEPS, mine, read, config)
         rewritten[read.template_name] = RewrittenNode(read, place)
     if not rewritten:
         return TransformResult(workflow=dict(workflow), nodes=tuple(reports), warnings=())

@@ -10,12 +10,10 @@ import argparse
 import json
 import os
 import sys
-import traceback
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from dataclasses import fields as dataclass_fields
-from pathlib import Path
 from typing import Any, TextIO
 
 from elyra_sidecar.transformer._config import ConfigError, load_config
@@ -28,7 +26,6 @@ from elyra_sidecar.transformer._io import (
     render_output,
     write_output,
 )
-from elyra_sidecar.transformer._shape import check_shape, restore_untouched
 from elyra_sidecar.transformer._steps import Change, ChangeKind
 from elyra_sidecar.transformer._transform import NodeReport, TransformResult, WorkflowError, transform
 
@@ -141,21 +138,6 @@ def _printable_report(result: TransformResult) -> TransformResult:
     )
 
 
-def _run_transform(workflow: Any, config: Any) -> TransformResult:
-    """transform(), with any crash inside it turned into one line that says where (a bug to report)."""
-    try:
-        return transform(workflow, config)
-    except (WorkflowError, NodeParseError):
-        raise
-    except (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError) as exc:
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        where = f"{Path(frame.filename).name}:{frame.lineno}"
-        raise InputError(
-            f"the rewrite failed on a Workflow shape it does not handle ({type(exc).__name__} at {where}); "
-            "nothing was written. Please report it with the input."
-        ) from exc
-
-
 def _transform_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.promote_env:
@@ -172,8 +154,7 @@ def _transform_command(args: argparse.Namespace) -> int:
     loaded = load_input(args.input, sys.stdin.buffer if sys.stdin is not None else None)
     if not args.check:
         check_output_path(args.output, loaded)
-    checked = check_shape(loaded.workflow)
-    result = _run_transform(checked, config)
+    result = transform(loaded.workflow, config)  # shape check, rewrite, untouched templates as they were
     if not args.quiet and sys.stderr is not None:
         if args.report == "json":
             payload = {
@@ -186,8 +167,7 @@ def _transform_command(args: argparse.Namespace) -> int:
             _report_text(_printable_report(result), sys.stderr)
     if args.check:
         return 1 if result.changed else 0
-    workflow = restore_untouched(result.workflow, checked, loaded.workflow)
-    data = render_output(loaded, workflow, changed=result.changed)
+    data = render_output(loaded, result.workflow, changed=result.changed)
     write_output(args.output, data, sys.stdout.buffer if sys.stdout is not None else None)
     return 0
 

@@ -3,7 +3,9 @@
 `admit()` applies exactly the CLI's `transform()` with the same config, in opt-in mode, and answers with
 a JSON Patch. Any internal problem allows the Workflow unchanged with a warning (and says so in the
 outcome, for the server's log line and error counter). `admit_body()` does the same from the raw request
-body (what the server's workers run); `over_budget()` is the answer when that took too long. The HTTP/TLS
+body (what the server's workers run), and refuses, before parsing, a body whose parsed form could
+outgrow `webhook.max_review_memory_bytes`; `not_injected()` is the answer when that took too long, built
+without parsing the body (the server process calls it: it never parses a review). The HTTP/TLS
 server is `elyra_sidecar.webhook.server`.
 """
 
@@ -16,11 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypedDict
 
-from elyra_sidecar.transformer._config import Config
-from elyra_sidecar.transformer._shape import check_shape, restore_untouched
-from elyra_sidecar.transformer._transform import transform
+from elyra_sidecar.transformer import Config, transform
 from elyra_sidecar.webhook._patch import make_patch
-from elyra_sidecar.webhook._pod import PodModeConfig, mutate_pod
+from elyra_sidecar.webhook._pod import mutate_pod
 
 __all__ = [
     "AdmissionRequest",
@@ -37,7 +37,7 @@ __all__ = [
 
 _MAX_WARNING = 120  # Kubernetes asks for short warnings (and truncates long ones)
 _MAX_REASON = 300  # a reason is logged: keep one line of it, whatever an exception message holds
-Result = Literal["patched", "unchanged", "skipped", "error", "over_budget", "bad_request"]
+Result = Literal["patched", "unchanged", "skipped", "error", "over_budget", "bad_request", "too_large"]
 
 
 class GroupVersionKind(TypedDict, total=False):
@@ -148,17 +148,15 @@ def admit(review: object, config: Config) -> Outcome:
     return _guarded(review, config, pods_only=False)
 
 
-def admit_pod(review: object, config: Config, *, pod_config: PodModeConfig | None = None) -> Outcome:
+def admit_pod(review: object, config: Config) -> Outcome:
     """`admit()` for Pod reviews only: anything but a Pod CREATE is allowed untouched ("skipped")."""
-    return _guarded(review, config, pods_only=True, pod_config=pod_config)
+    return _guarded(review, config, pods_only=True)
 
 
-def _guarded(
-    review: object, config: Config, *, pods_only: bool, pod_config: PodModeConfig | None = None
-) -> Outcome:
+def _guarded(review: object, config: Config, *, pods_only: bool) -> Outcome:
     uid, namespace, name = _identity(review)
     try:
-        outcome = _admit(review, config, uid, namespace, pods_only=pods_only, pod_config=pod_config)
+        outcome = _admit(review, config, uid, namespace, pods_only=pods_only)
     except (Exception, SystemExit) as exc:  # never block a run (a library's exit() included): say why
         reason = _short(f"{type(exc).__name__}: {exc}")
         outcome = Outcome(_response(uid, warnings=[f"not injected: {reason}"]), "error", reason)
@@ -172,7 +170,6 @@ def _admit(
     namespace: str,
     *,
     pods_only: bool = False,
-    pod_config: PodModeConfig | None = None,
 ) -> Outcome:
     request = review.get("request") if isinstance(review, Mapping) else None
     if (
@@ -191,7 +188,7 @@ def _admit(
     kind = request["kind"]
     operation = request.get("operation")
     if operation == "CREATE" and kind.get("group") == "" and kind.get("kind") == "Pod":
-        return _admit_pod(request, config, uid, namespace, pod_config)
+        return _admit_pod(request, config, uid, namespace)
     if (
         pods_only
         or operation != "CREATE"
@@ -210,11 +207,8 @@ def _admit(
     effective = replace(
         config, strict=False, selection=replace(config.selection, only_annotated=not all_in_namespace)
     )
-    checked = check_shape(workflow)  # an empty `env:` (null) reads as absent; a wrong type raises (guarded)
-    result = transform(checked, effective)
-    patch = (
-        make_patch(workflow, restore_untouched(result.workflow, checked, workflow)) if result.changed else []
-    )
+    result = transform(workflow, effective)  # shape-checked: a wrong type raises WorkflowError (guarded)
+    patch = make_patch(workflow, result.workflow) if result.changed else []
     warnings = [f"{n.template}: {w}" for n in result.nodes for w in n.warnings]
     transformed = sum(n.status == "transformed" for n in result.nodes)
     if not patch:
@@ -227,18 +221,11 @@ def _admit(
     )
 
 
-def _admit_pod(
-    request: Mapping[str, Any], config: Config, uid: str, namespace: str, pod_config: PodModeConfig | None
-) -> Outcome:
+def _admit_pod(request: Mapping[str, Any], config: Config, uid: str, namespace: str) -> Outcome:
     pod = request.get("object")
     if not isinstance(pod, Mapping):
         return Outcome(_response(uid, warnings=["request.object is not a Pod"]), "error", "no object")
-    outcome = mutate_pod(
-        pod,
-        config,
-        namespace_opted_in=namespace in config.webhook.inject_all_in_namespaces,
-        pod_config=pod_config,
-    )
+    outcome = mutate_pod(pod, config, namespace_opted_in=namespace in config.webhook.inject_all_in_namespaces)
     return Outcome(
         _response(uid, patch=outcome.patch, warnings=outcome.warnings),
         outcome.result,
@@ -276,21 +263,92 @@ def _unparsable(body: bytes, why: str, *, what: str) -> Outcome:
     return Outcome(None, "bad_request", why)
 
 
+#: What one byte of JSON text can cost once parsed, at most (CPython 3.11, 64-bit; measured for the worst
+#: shapes: `[{},{},...]` is ~25 bytes a byte, `[[[...]]]` ~45, strings of 1-2 characters ~12): an object
+#: (a dict with its first entries), an array, each quote (half a str object), each `,` (a slot and a small
+#: value: int, float), each `:` (a dict entry). The text itself counts three times (the body decoded to a
+#: str, the string values, their building), or eight times when a string may hold a character outside
+#: Latin-1 (a str is as wide as its widest character: one emoji makes each ASCII character take 4 bytes).
+_OBJECT_BYTES = 200
+_ARRAY_BYTES = 96
+_QUOTE_BYTES = 40
+_COMMA_BYTES = 40
+_COLON_BYTES = 48
+
+
+def parsed_size_bound(body: bytes) -> int:
+    """An upper bound on the memory `json.loads(body)` takes, from a few counts over the bytes (linear, in
+    C, no parsing). Counting inside strings too only raises it. Real reviews: about 3.5x their parsed size
+    (9x the body); 4 MiB of small objects: over 300 MiB."""
+    text = 3 if body.isascii() and b"\\u" not in body else 8
+    return (
+        text * len(body)
+        + _OBJECT_BYTES * body.count(b"{")
+        + _ARRAY_BYTES * body.count(b"[")
+        + _QUOTE_BYTES * body.count(b'"')
+        + _COMMA_BYTES * body.count(b",")
+        + _COLON_BYTES * body.count(b":")
+    )
+
+
 def admit_body(body: bytes, config: Config) -> Outcome:
-    """`admit()` on a raw request body; a body that is not an AdmissionReview gets `review=None`."""
+    """`admit()` on a raw request body; a body that is not an AdmissionReview gets `review=None`. A body
+    whose parsed form could take more than `webhook.max_review_memory_bytes` is not parsed: allowed,
+    not injected, `too_large`."""
+    limit = config.webhook.max_review_memory_bytes
+    bound = parsed_size_bound(body)
+    if bound > limit:
+        reason = (
+            f"review too large to read: parsed, it could take {bound / 2**20:.0f} MiB, over "
+            f"webhook.max_review_memory_bytes ({limit / 2**20:.0f} MiB)"
+        )
+        return not_injected(body, result="too_large", reason=reason)
     review, why = _read(body)
     if why:
         return _unparsable(body, why, what="not injected")
     return admit(review, config)
 
 
+#: How far into a body `not_injected` looks for the review's uid, namespace and name. The API server
+#: writes them first: TypeMeta, then `request` with uid, kind, resource, ..., name, namespace, operation,
+#: userInfo, and only then the object.
+_SCAN_BYTES = 64 << 10
+_FIRST_STRING = {
+    key: re.compile(rb'"(?:' + key.encode() + rb')"\s*:\s*("(?:[^"\\]|\\.){0,256}")')
+    for key in ("uid", "namespace", "name|generateName")
+}
+_METADATA = re.compile(rb'"metadata"\s*:\s*\{')
+
+
+def _first_string(body: bytes, key: str, start: int = 0) -> str:
+    """The first string member `key` (a regex alternation of names) in `body[start:_SCAN_BYTES]` (a
+    bounded scan), or ""."""
+    found = _FIRST_STRING[key].search(body, start, _SCAN_BYTES)
+    if found is None:
+        return ""
+    try:
+        return _text(json.loads(found.group(1)))  # one short JSON string, never the review
+    except ValueError:
+        return ""
+
+
+def _head_identity(body: bytes) -> tuple[str, str, str]:
+    """`_identity()` as far as the body's head tells, without parsing it: the first uid (request.uid) and
+    namespace (request.namespace), and the first name or generateName in the first `metadata` (the
+    object's)."""
+    metadata = _METADATA.search(body, 0, _SCAN_BYTES)
+    name = _first_string(body, "name|generateName", metadata.end()) if metadata is not None else ""
+    return _first_string(body, "uid"), _first_string(body, "namespace"), name
+
+
 def not_injected(body: bytes, *, result: Result, reason: str) -> Outcome:
     """Allowed unchanged, `reason` as the warning: for a review the server could not have decided in time
-    (its time budget ran out) or at all (its worker process ended)."""
-    review, why = _read(body)
-    if why:
-        return _unparsable(body, why, what=f"not injected ({reason})")
-    uid, namespace, name = _identity(review)
+    (its time budget ran out), at all (its worker process ended) or within memory (`too_large`). Built from
+    a bounded scan of the body's head, never by parsing it: the server process answers this way while its
+    event loop must stay free. No uid there: answered 400 (the API server applies failurePolicy)."""
+    uid, namespace, name = _head_identity(body)
+    if not uid:
+        return Outcome(None, result, reason)
     return Outcome(
         _response(uid, warnings=[f"not injected: {reason}"]),
         result,

@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from elyra_sidecar.transformer._config import Config
+from elyra_sidecar.transformer import Config
 from elyra_sidecar.webhook._admission import Outcome, Result, admit_body, not_injected
 
 __all__ = ["Answer", "WorkerPool", "available_cpus"]

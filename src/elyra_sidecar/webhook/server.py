@@ -8,7 +8,8 @@ Built on aiohttp (asyncio-native, well maintained) for HTTP only; this module ow
 - the TLS context: each new connection gets the current one; a renewed pair on disk is loaded into a
   new context, checked, and swapped in only when it loads, so a broken renewal never breaks handshakes;
 - the reviews: run by worker processes (`_workers`), one per core, within `webhook.request_budget_seconds`;
-  this loop only moves bytes, so /healthz and /readyz answer while a big review is being transformed.
+  this loop only moves bytes and never parses a review (an over-budget answer is built from a bounded
+  scan of the body's head), so /healthz and /readyz answer while big reviews are being transformed.
 
 Endpoints: POST /mutate (AdmissionReview v1), GET /healthz (alive), GET /readyz (not shutting down, workers
 can start), GET /metrics (Prometheus). Every log line is structlog key/value fields, rendered as
@@ -35,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from elyra_sidecar import diagnostics
-from elyra_sidecar.transformer._config import Config
+from elyra_sidecar.transformer import Config
 from elyra_sidecar.webhook._workers import Answer, WorkerPool, available_cpus
 
 __all__ = ["METRICS", "CertReloader", "Metrics", "make_app", "serve"]
@@ -298,7 +299,7 @@ async def _deadlines(
             conn.idle()
 
 
-def make_app(
+def make_app(  # noqa: C901 - the routes and their handlers as closures over one state
     config: Config, pool: WorkerPool, *, metrics: Metrics | None = None, log: Any = None
 ) -> web.Application:
     """The aiohttp application (no TLS, no listening: `serve()` adds those). `pool` must be started."""
