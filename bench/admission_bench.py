@@ -8,9 +8,10 @@ request latency, the median transform() time and the JSON load+dump of the revie
 one worker per core, reviews arriving at steady rates (open loop: the latency a Workflow CREATE sees at
 that rate, whatever the others do). Then 1000
 TLS clients that stall mid-request: the server's memory growth, and how many it still holds after 15 s.
-With --reference, another checkout's server is measured the same way first. Writes
-bench/results/admission.json.
-Run: .venv/bin/python -m bench.admission_bench [--reference /path/to/another/checkout]
+With --reference (repeatable), other checkouts' servers (another commit, or .cache/compiled: this
+checkout's compiled build, scripts/build-compiled.sh) are measured the same way first, with their default
+workers, open loop and stalled clients included. Writes bench/results/admission.json.
+Run: .venv/bin/python -m bench.admission_bench [--reference /path/to/another/checkout ...]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import trustme
 
+from bench import trees
 from bench.transform_bench import review_of, synthetic
 from elyra_sidecar.transformer import config_from_mapping, transform
 from elyra_sidecar.webhook._workers import available_cpus
@@ -44,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NODES, CLIENTS, PER_CLIENT = 50, 20, 25
 STALLED = 1000
 #: Arrival rates (reviews per second) of the open-loop runs, each for this long.
-OPEN_RATES, OPEN_LOOP_SECONDS = (5.0, 10.0, 20.0, 40.0), 20
+OPEN_RATES, OPEN_LOOP_SECONDS = (10.0, 20.0, 40.0, 60.0, 80.0), 20
 
 
 def start_server(tmp: Path, port: int, workers: int | None, tree: Path) -> subprocess.Popen[bytes]:
@@ -163,7 +165,7 @@ def measure(tmp: Path, context: ssl.SSLContext, body: bytes, workers: int | None
         server.wait(timeout=30)
     latencies.sort()
     return {
-        "server": "reference" if tree != ROOT else f"{workers} worker(s)",
+        "server": f"{trees.label(tree)}, {workers or 'default'} worker(s)",
         "one_client_p50_ms": serial[50] * 1e3,
         "one_client_p99_ms": serial[98] * 1e3,
         "p50_ms": latencies[len(latencies) // 2] * 1e3,
@@ -177,17 +179,24 @@ def measure(tmp: Path, context: ssl.SSLContext, body: bytes, workers: int | None
 
 
 def open_loop(
-    tmp: Path, context: ssl.SSLContext, body: bytes, workers: int, rates: tuple[float, ...]
+    tmp: Path,
+    context: ssl.SSLContext,
+    body: bytes,
+    workers: int,
+    rates: tuple[float, ...],
+    *,
+    tree: Path = ROOT,
 ) -> list[dict]:
     """Reviews arriving at a steady rate (Poisson, from CLIENTS keep-alive connections) instead of 20
     clients each waiting for its answer: the latency a Workflow CREATE sees at that rate, counted from
     when it was due to be sent (a late send counts as waiting, so a slow server cannot hide its queue)."""
     port = free_port()
-    server = start_server(tmp, port, workers, ROOT)
+    server = start_server(tmp, port, workers, tree)
     rows = []
     try:
         wait_until_serving(port, context, body)
-        rows += [{"server": f"{workers} worker(s)", **_at_rate(port, context, body, rate)} for rate in rates]
+        name = f"{trees.label(tree)}, {workers} worker(s)"
+        rows += [{"server": name, **_at_rate(port, context, body, rate)} for rate in rates]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -275,7 +284,7 @@ def stalled_clients(tmp: Path, context: ssl.SSLContext, tree: Path, workers: int
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     return {
-        "server": "reference" if tree != ROOT else f"{workers} worker(s)",
+        "server": f"{trees.label(tree)}, {workers or 'default'} worker(s)",
         "stalled_clients": STALLED,
         "rss_growth_mib": held,
         "still_open_after_15s": still_open,
@@ -287,9 +296,15 @@ def main() -> int:
     parser.add_argument(
         "--reference",
         type=Path,
+        action="append",
+        default=[],
         help="another checkout (e.g. `git worktree add /tmp/ref main`): its server measured first, same way",
     )
-    reference = parser.parse_args().reference
+    parser.add_argument("--open-loop-seconds", type=float, help="how long each steady rate runs (20)")
+    args = parser.parse_args()
+    references = [p.resolve() for p in args.reference]
+    global OPEN_LOOP_SECONDS  # noqa: PLW0603  # chosen once per run
+    OPEN_LOOP_SECONDS = args.open_loop_seconds or OPEN_LOOP_SECONDS
     review = review_of(synthetic(NODES))
     workflow = review["request"]["object"]  # the opted-in Workflow the review carries
     body = json.dumps(review).encode()
@@ -301,10 +316,14 @@ def main() -> int:
     context = ssl.create_default_context()
     ca.configure_trust(context)
     cores = available_cpus()
-    runs = [measure(tmp, context, body, None, reference)] if reference else []
+    runs = [measure(tmp, context, body, None, tree) for tree in references]
     runs += [measure(tmp, context, body, workers) for workers in sorted({1, cores})]
-    steady = open_loop(tmp, context, body, cores, OPEN_RATES)
-    stalled = [stalled_clients(tmp, context, reference, None)] if reference else []
+    steady = [
+        row
+        for tree in [*references, ROOT]
+        for row in open_loop(tmp, context, body, cores, OPEN_RATES, tree=tree)
+    ]
+    stalled = [stalled_clients(tmp, context, tree, None) for tree in references]
     stalled.append(stalled_clients(tmp, context, ROOT, cores))
     config = config_from_mapping({"selection": {"only_annotated": True}})
     bare, floor = [], []

@@ -9,9 +9,12 @@ interpreter's start and the imports. Phases:
                  reader's and the shell reader's memories cleared before every call
   admit_seen     the same review again (every run of a pipeline is a new Workflow CREATE with its scripts)
   loads, shape, transform_new, transform_seen, patch: the parts of admit_seen, for the profile
-With --reference, another checkout (e.g. `git worktree add /tmp/ref <commit>`) is counted the same way.
-Needs `perf` (linux-tools); writes bench/results/admit_instructions.json.
-Run: .venv/bin/python -m bench.admit_instructions [--reference /path/to/another/checkout]
+With --reference (repeatable), other checkouts (e.g. `git worktree add /tmp/ref <commit>`, or this
+checkout's compiled build: scripts/build-compiled.sh makes .cache/compiled a tree) are counted the same way.
+Needs `perf` (linux-tools) where the machine has hardware counters, else counts with valgrind's cachegrind
+(`Ir`, the same user-space instructions; about 50x slower, so 2 and 7 repetitions there). Writes
+bench/results/admit_instructions.json.
+Run: .venv/bin/python -m bench.admit_instructions [--reference /path/to/another/checkout ...]
 """
 
 from __future__ import annotations
@@ -22,11 +25,17 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+from bench import trees
+
 ROOT = Path(__file__).resolve().parent.parent
+
 PHASES = ("floor", "admit_new", "admit_seen", "loads", "shape", "transform_new", "transform_seen", "patch")
 FEW, MANY = 2, 22
+MANY_CACHEGRIND = 7
+COUNTER = "perf"
 
 
 def _child(phase: str, repeat: int) -> None:
@@ -77,16 +86,45 @@ def _child(phase: str, repeat: int) -> None:
         run()
 
 
+def _perf_counts() -> bool:
+    """Whether `perf stat` can count instructions here (a VM may expose no hardware counters)."""
+    if shutil.which("perf") is None:
+        return False
+    done = subprocess.run(
+        ["perf", "stat", "-x,", "-e", "instructions:u", "true"], capture_output=True, text=True, check=False
+    )
+    return done.returncode == 0 and "not supported" not in done.stderr and "not counted" not in done.stderr
+
+
+def _count_cachegrind(command: list[str], tree: Path, env: dict[str, str]) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cachegrind.out"
+        subprocess.run(
+            ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}", *command],
+            capture_output=True,
+            check=True,
+            cwd=tree,
+            env=env,
+        )
+        for line in out.read_text().splitlines():
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no summary in cachegrind's output for {command}")
+
+
 def _count(tree: Path, phase: str, repeat: int) -> int:
     command = [sys.executable, __file__, "--child", phase, str(repeat)]
+    # That tree's code, not ours: its src/ (older trees keep the package at the top) and its bench/.
+    env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree}"}
+    if COUNTER == "cachegrind":
+        return _count_cachegrind(command, tree, env)
     result = subprocess.run(
         ["perf", "stat", "-x,", "-e", "instructions:u", *command],
         capture_output=True,
         text=True,
         check=True,
         cwd=tree,
-        # That tree's code, not ours: its src/ (older trees keep the package at the top) and its bench/.
-        env={**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree}"},
+        env=env,
     )
     for line in result.stderr.splitlines():
         if line.endswith(("instructions:u", "instructions:u,,")) or ",instructions:u" in line:
@@ -95,7 +133,8 @@ def _count(tree: Path, phase: str, repeat: int) -> int:
 
 
 def _measure(tree: Path) -> dict[str, dict[str, float]]:
-    per_call = {p: (_count(tree, p, MANY) - _count(tree, p, FEW)) / (MANY - FEW) for p in PHASES}
+    many = MANY if COUNTER == "perf" else MANY_CACHEGRIND
+    per_call = {p: (_count(tree, p, many) - _count(tree, p, FEW)) / (many - FEW) for p in PHASES}
     floor = per_call["floor"]
     return {p: {"instructions": round(v), "over_floor": round(v / floor, 2)} for p, v in per_call.items()}
 
@@ -105,15 +144,24 @@ def main() -> int:
         _child(sys.argv[2], int(sys.argv[3]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--reference", type=Path, help="another checkout, measured the same way first")
-    reference = parser.parse_args().reference
-    if shutil.which("perf") is None:
-        print("perf is not installed (linux-tools); nothing measured", file=sys.stderr)
-        return 1
-    runs = {"reference": _measure(reference)} if reference else {}
-    runs["this tree"] = _measure(ROOT)
+    parser.add_argument(
+        "--reference", type=Path, action="append", default=[], help="another checkout, measured first"
+    )
+    references = [p.resolve() for p in parser.parse_args().reference]
+    global COUNTER  # noqa: PLW0603  # chosen once per run
+    if not _perf_counts():
+        if shutil.which("valgrind") is None:
+            print(
+                "neither perf with hardware counters nor valgrind is here; nothing measured", file=sys.stderr
+            )
+            return 1
+        COUNTER = "cachegrind"
+    print(f"counting with {COUNTER}", file=sys.stderr)
+    runs = {trees.label(tree): _measure(tree) for tree in [*references, ROOT]}
     out = ROOT / "bench" / "results" / "admit_instructions.json"
-    out.write_text(json.dumps({"python": sys.version.split()[0], "runs": runs}, indent=2) + "\n")
+    out.write_text(
+        json.dumps({"python": sys.version.split()[0], "counter": COUNTER, "runs": runs}, indent=2) + "\n"
+    )
     print("| phase | " + " | ".join(f"{name}: instructions, / JSON load+dump" for name in runs) + " |")
     print("| --- |" + " --- |" * len(runs))
     for phase in PHASES:

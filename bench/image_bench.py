@@ -26,17 +26,9 @@ from tests.support import pods
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# What that image's `tail` and `webhook` import: the names of this tree and of older ones (the top-level
-# `sidecar`/`webhook` packages of d4f532a, watchdog), each only where the image has it.
-PROBE = """import importlib.util, subprocess, sys, time
-def present(name):
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ImportError:
-        return False
-names = ("elyra_sidecar.sidecar.tail", "elyra_sidecar.webhook.server", "sidecar.tail", "webhook.server",
-         "minio", "watchdog.observers", "aiohttp.web", "prometheus_client", "structlog", "yaml")
-code = "import " + ", ".join(n for n in names if present(n))
+PROBE = """import subprocess, sys, time
+code = ("import elyra_sidecar.sidecar.tail, elyra_sidecar.webhook.server, minio, "
+        "aiohttp.web, prometheus_client, structlog, yaml")
 samples = []
 for _ in range(7):
     t = time.perf_counter()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import copy
 import functools
 import json
 import os
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +80,23 @@ def patched(obj: Any, response: dict[str, Any]) -> Any:
         return obj
     assert response["patchType"] == "JSONPatch"
     return jsonpatch.apply_patch(obj, json.loads(base64.b64decode(response["patch"])))
+
+
+def compiled(module: Any) -> bool:
+    """Whether `module` (or the module of a class given) is the mypyc-compiled build (setup.py): a C
+    extension, whose calls to functions of its own module are bound when compiled, so replacing one with
+    monkeypatch does not reach them, and whose set subclasses check membership in C."""
+    if not isinstance(module, types.ModuleType):
+        module = sys.modules[module.__module__]
+    return str(module.__file__).endswith(".so")
+
+
+def compiled_modules() -> list[str]:
+    """The module names setup.py compiles with mypyc (its COMPILED list, read without running it)."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    (paths,) = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["COMPILED"]
+    ]
+    return [p.removeprefix("src/").removesuffix(".py").replace("/", ".") for p in paths]

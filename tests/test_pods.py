@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from elyra_sidecar.transformer import transform
-from tests.helpers import FIXTURES, ROOT, load_fixture, patched
+from tests.helpers import FIXTURES, ROOT, compiled_modules, load_fixture, patched
 from tests.support import pods
 from tests.support.helm import helm_binary
 from tests.support.procs import free_port, wait_for
@@ -135,6 +135,17 @@ class TestImage:
             "run", "--rm", "--read-only", "--entrypoint", "elyra-sidecar", pods.SIDECAR_IMAGE, "--version"
         )
         assert b"0.1.0" in version.stdout
+
+    def test_the_hot_paths_are_compiled(self):
+        """The image carries the mypyc-compiled modules (setup.py), and Python imports them, not the .py."""
+        probe = (
+            f"import importlib; print(*(importlib.import_module(m).__file__ for m in {compiled_modules()!r}))"
+        )
+        proc = pods.podman(
+            "run", "--rm", "--read-only", "--entrypoint", "python", pods.SIDECAR_IMAGE, "-c", probe
+        )
+        files = proc.stdout.decode().split()
+        assert len(files) == len(compiled_modules()) and all(f.endswith(".so") for f in files), files
 
 
 class TestPodElyra315:

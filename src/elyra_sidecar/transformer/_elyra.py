@@ -237,8 +237,8 @@ def _walk(script: str) -> _Found:
         return _Found(None, ".container.args: no `python3 bootstrapper.py` call found")
     try:
         values = _read_options(invocation.args)
-    except _ArgError as exc:
-        return _Found(None, f".container.args: bootstrapper arguments cannot be read: {exc}")
+    except _ArgError as bad:  # not `exc`, the name of another type below: compiled, a name has one type
+        return _Found(None, f".container.args: bootstrapper arguments cannot be read: {bad}")
     try:  # `where` left empty: the message then starts at ": ", after the template's place
         file = _required(values, "file", "")
         source, version = _version_from_url(found.url)

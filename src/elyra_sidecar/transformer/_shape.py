@@ -95,7 +95,7 @@ def _checked(obj: Mapping[str, Any], spec: _Spec, where: _Where) -> Mapping[str,
         kind, inner = rule
         new: Any = value
         if kind == "map":
-            if not isinstance(value, Mapping):
+            if not isinstance(value, (dict, Mapping)):  # dict first: a type check before the ABC check
                 raise WorkflowError(f"{_place((where, key))}: must be a mapping, got {_type(value)}")
             new = _checked(value, inner, (where, key))
         else:
@@ -125,7 +125,7 @@ def _plainly_fine(items: list[Any], spec: _Spec) -> bool:
 
 
 def _item(item: Any, spec: _Spec, where: _Where) -> Mapping[str, Any]:
-    if not isinstance(item, Mapping):
+    if not isinstance(item, (dict, Mapping)):  # dict first: a type check before the ABC check
         raise WorkflowError(f"{_place(where)}: must be a mapping, got {_type(item)}")
     return _checked(item, spec, where)
 

@@ -13,7 +13,7 @@ import bisect
 import functools
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -290,20 +290,20 @@ _DIVIDE_CANDIDATES = 8
 _DIVIDE_TRIES = 2
 
 
-def parse_script(text: str, *, outer: _Spans = ()) -> list[Command]:
+def parse_script(text: str, *, outer: Sequence[tuple[int, int]] = ()) -> list[Command]:
     """Split `text` into simple commands. Raises ShellSyntaxError on what it cannot read.
 
     `outer`: for a script run as `sh -c <word>`, the `spans` of that word: its text there is only known at
     run time (the outer shell expands it first), so words of `text` touching it are dynamic, quoted or not.
     """
-    outer = tuple(outer)
+    spans = tuple(outer)  # any sequence (the compiled build checks the declared type at the call)
     if len(text) < _DIVIDE_FROM:  # a short script, such as `sh -c` lines of Elyra 3.14+: often repeated
-        return list(_remembered(text, outer))
+        return list(_remembered(text, spans))
     if len(text) <= _DIVIDE_UP_TO and "#" not in text:  # a comment runs on past a part
-        divided = _parse_divided(text, outer)
+        divided = _parse_divided(text, spans)
         if divided is not None:
             return divided
-    return _parse(text, outer)
+    return _parse(text, spans)
 
 
 def _parse_divided(text: str, outer: _Spans) -> list[Command] | None:

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from mypy_extensions import mypyc_attr
+
 from elyra_sidecar import contract
 from elyra_sidecar._version import version
 from elyra_sidecar.transformer._argo import (
@@ -75,6 +77,7 @@ ChangeKind = Literal[
 ]
 
 
+@mypyc_attr(native_class=False)  # compiled (setup.py), a subclass of str stays a Python class
 class Change(str):
     """One thing a step added: its text (what reports show) typed with its `kind` (what tables count).
 
@@ -85,7 +88,7 @@ class Change(str):
     kind: ChangeKind
 
     def __new__(cls, kind: ChangeKind, detail: str) -> Self:
-        change = super().__new__(cls, detail)
+        change = str.__new__(cls, detail)  # not super(): mypyc compiles no super().__new__ here
         change.kind = kind
         return change
 
@@ -508,6 +511,7 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+@mypyc_attr(native_class=False)  # compiled (setup.py), a subclass of set stays a Python class
 class Names(set[str]):
     """Names in use (artifacts, parameters), handing out free ones in amortised constant time.
 

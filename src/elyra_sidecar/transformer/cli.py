@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, replace
+from dataclasses import fields as dataclass_fields
 from typing import Any, TextIO
 
 from elyra_sidecar.transformer._config import ConfigError, load_config
@@ -120,11 +121,12 @@ def _printable_item(value: str) -> str:
 
 def _printable_node(node: NodeReport) -> NodeReport:
     fields: dict[str, Any] = {}
-    for name, value in vars(node).items():
+    for field in dataclass_fields(node):  # not vars(): compiled (setup.py), a NodeReport has no __dict__
+        value = getattr(node, field.name)
         if isinstance(value, str):
-            fields[name] = printable(value)
+            fields[field.name] = printable(value)
         elif isinstance(value, tuple):
-            fields[name] = tuple(_printable_item(v) for v in value)
+            fields[field.name] = tuple(_printable_item(v) for v in value)
     return replace(node, **fields)
 
 

@@ -29,7 +29,8 @@ def pointer(parts: list[str | int]) -> str:
 
 def _diff(old: Any, new: Any, path: str, ops: list[dict[str, Any]]) -> None:
     # `path` is the JSON Pointer of `old`/`new`, built one token per level (not from a list per operation).
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
+    # dict first: a type check (compiled, or CPython's exact-type path) before the ABC check's call
+    if isinstance(old, (dict, Mapping)) and isinstance(new, (dict, Mapping)):
         ops.extend({"op": "remove", "path": path + _token(key)} for key in old if key not in new)
         for key, value in new.items():
             if key not in old:
