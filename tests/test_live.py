@@ -1,4 +1,4 @@
-"""The Elyra 4.x live-output hook (the sidecar room's live_sitecustomize.py), with real interpreters and processes.
+"""The live-output hook (the sidecar room's live_sitecustomize.py) with real interpreters and processes.
 
 A "bootstrapper" here is what Elyra 4.0 does: subprocess.run(["python3", script], stdout=PIPE,
 stderr=STDOUT) from the script's directory. Its captured bytes and exit code must be exactly what they
