@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import kubernetes_validate
 import pytest
 
 from elyra_sidecar import contract
+from elyra_sidecar.sidecar._mirror import MAX_TOKEN_BYTES, read_token
 from elyra_sidecar.transformer import transform
 from elyra_sidecar.webhook._admission import admit_pod
 from tests.helpers import FIXTURES, load_fixture, patched
@@ -231,3 +233,34 @@ class TestTheSidecarGetsTheRoleAndToken:
         added = {m["mountPath"] for m in container(result, "elyra-log")["volumeMounts"]} & before
         assert TOKEN_DIR in added
         assert added <= {TOKEN_DIR, "/var/run/argo"}
+
+
+class TestTheTokenFileIsBounded:
+    """AWS_WEB_IDENTITY_TOKEN_FILE is the author's: the sidecar reads only a small regular file there."""
+
+    def test_a_token_through_a_link(self, tmp_path):
+        """The kubelet's projected token is a link into its ..data directory: followed, read, stripped."""
+        (tmp_path / "real").write_text("eyJ.token.sig\n")
+        (tmp_path / "token").symlink_to(tmp_path / "real")
+        assert read_token(str(tmp_path / "token")) == "eyJ.token.sig"
+
+    def test_a_fifo_is_refused_without_blocking(self, tmp_path):
+        """A FIFO nobody writes to would hang the upload thread: refused at once."""
+        fifo = tmp_path / "token"
+        os.mkfifo(fifo)
+        with pytest.raises(OSError, match="not a regular file"):
+            read_token(str(fifo))
+
+    def test_a_device_is_never_read(self):
+        """/dev/zero would be read without end: refused before any read."""
+        with pytest.raises(OSError, match="not a regular file"):
+            read_token("/dev/zero")
+
+    def test_an_oversized_file_is_refused(self, tmp_path):
+        """A file over MAX_TOKEN_BYTES is not a token: refused, at most one byte over it read."""
+        big = tmp_path / "token"
+        big.write_bytes(b"x" * (MAX_TOKEN_BYTES + 1))
+        with pytest.raises(OSError, match="not a token"):
+            read_token(str(big))
+        big.write_bytes(b"x" * MAX_TOKEN_BYTES)
+        assert len(read_token(str(big))) == MAX_TOKEN_BYTES

@@ -115,6 +115,28 @@ def sts_endpoint() -> str:
     return f"https://sts.{region}.amazonaws.com" + (".cn" if region.startswith("cn-") else "")
 
 
+#: A projected service-account token is a few kB; anything larger is not a token.
+MAX_TOKEN_BYTES = 64 << 10
+
+
+def read_token(path: str) -> str:
+    """The web-identity token in `path` (the author's AWS_WEB_IDENTITY_TOKEN_FILE). Links are followed (the
+    kubelet's projected token is one), but only a regular file of at most MAX_TOKEN_BYTES is read: a FIFO
+    is opened without blocking and refused, a device such as /dev/zero is never read (OSError)."""
+    import stat  # noqa: PLC0415
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        data = os.read(fd, MAX_TOKEN_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_TOKEN_BYTES:
+        raise OSError(f"{path} is over {MAX_TOKEN_BYTES} bytes: not a token")
+    return data.decode("utf-8").strip()
+
+
 def _web_identity(pool_kwargs: dict[str, Any], ca_bundle: str | None) -> Any:
     """Temporary credentials from STS for AWS_ROLE_ARN, renewed when they expire; the token file is read
     again for each request (the kubelet rotates a projected token). The STS connection has the same
@@ -122,7 +144,6 @@ def _web_identity(pool_kwargs: dict[str, Any], ca_bundle: str | None) -> Any:
     and the --ca-bundle. Errors are reported by class only: minio's text holds the request URL, and
     with it the token."""
     import ssl  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
 
     import urllib3  # noqa: PLC0415
     from minio.credentials.providers import WebIdentityProvider  # noqa: PLC0415
@@ -131,10 +152,10 @@ def _web_identity(pool_kwargs: dict[str, Any], ca_bundle: str | None) -> Any:
     if ca_bundle:
         context.load_verify_locations(cafile=ca_bundle)
     sts_http = urllib3.PoolManager(**{**pool_kwargs, "ssl_context": context, "maxsize": 1})
-    token_file = Path(os.environ["AWS_WEB_IDENTITY_TOKEN_FILE"])
+    token_file = os.environ["AWS_WEB_IDENTITY_TOKEN_FILE"]
 
     def token() -> dict[str, str]:
-        return {"access_token": token_file.read_text(encoding="utf-8").strip(), "expires_in": "0"}
+        return {"access_token": read_token(token_file), "expires_in": "0"}
 
     return WebIdentityProvider(
         jwt_provider_func=token,
